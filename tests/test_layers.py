@@ -37,10 +37,13 @@ LAYERS = (
         "latentloom.runtime",
         ("latentloom.diffusion", "latentloom.api", "safetensors", "transformers", "torch", "numpy", "yaml", "regex"),
     ),
-    # The workflow-file library (not yet in DESIGN.md's table): node schemas, and PIL for PNG metadata.
+    # The workflow-file library: node schemas, and PIL for PNG metadata.
     Layer("latentloom.workflow", ("latentloom.api", "PIL")),
-    Layer("nodes", ("latentloom.api", "latentloom.runtime", "latentloom.diffusion", "torch", "numpy", "PIL")),
-    Layer("server", ("latentloom.engine", "latentloom.api", "aiohttp")),
+    Layer(
+        "nodes",
+        ("latentloom.api", "latentloom.runtime", "latentloom.diffusion", "latentloom.workflow", "torch", "numpy", "PIL"),
+    ),
+    Layer("server", ("latentloom.engine", "latentloom.api", "latentloom.workflow", "aiohttp")),
 )
 # Modules directly in latentloom/ (the package root holds the version): standard library only.
 ROOT_PACKAGE = Layer("latentloom", ())
