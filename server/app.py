@@ -15,8 +15,19 @@ from collections.abc import AsyncIterator, Iterable
 from aiohttp import web
 
 from latentloom.api import NodeRegistry
-from server import routes_files, routes_history, routes_info, routes_prompt, routes_queue, ws
+from server import (
+    plugins,
+    routes_files,
+    routes_history,
+    routes_info,
+    routes_prompt,
+    routes_queue,
+    routes_workflow,
+    ws,
+)
+from server.auth import needs_token, token_middleware
 from server.config import Config
+from server.files import ImageProbe, sniff_image_format
 from server.history import History
 from server.http_errors import json_errors
 from server.hub import WebSocketHub
@@ -26,14 +37,18 @@ from server.keys import (
     FOLDERS,
     HISTORY,
     HUB,
+    IMAGE_PROBE,
     MACHINE_PROBE,
     QUEUE,
     REGISTRY,
+    STORE,
     WORKER,
     ExecutorFactory,
 )
-from server.origin import loopback_origin_guard
+from server.origin import guard_middleware
 from server.queue import PromptQueue
+from server.recovery import resume
+from server.store import PromptStore
 from server.system_stats import MachineProbe
 from server.web_root import add_web_routes
 from server.worker import PromptWorker
@@ -46,6 +61,8 @@ API_ROUTES = (
     *routes_history.ROUTES,
     *routes_files.ROUTES,
     *routes_info.ROUTES,
+    *routes_workflow.ROUTES,
+    *plugins.ROUTES,
     *ws.ROUTES,
 )
 
@@ -59,21 +76,38 @@ def create_app(
     registry: NodeRegistry,
     executor_factory: ExecutorFactory,
     machine_probe: MachineProbe,
+    plugin_report: plugins.PluginReport | None = None,
+    image_probe: ImageProbe = sniff_image_format,
 ) -> web.Application:
-    app = web.Application(
-        client_max_size=config.max_body_bytes, middlewares=[json_errors, loopback_origin_guard]
-    )
+    app = web.Application(client_max_size=config.max_body_bytes, middlewares=request_guards(config))
     app[CONFIG] = config
     app[FOLDERS] = config.folders()
     app[REGISTRY] = registry
-    app[HISTORY] = History(max_items=config.history_max_items)
+    store = PromptStore(config.database_path, history_max_items=config.history_max_items)
+    app[STORE] = store
+    app[HISTORY] = History(max_items=config.history_max_items, store=store)
     app[MACHINE_PROBE] = machine_probe
+    app[IMAGE_PROBE] = image_probe
     app[EXECUTOR_FACTORY] = executor_factory
+    app[plugins.PLUGINS] = plugin_report or plugins.PluginReport()
     add_api_routes(app.router, API_ROUTES)
     add_web_routes(app, web_root=config.web_root)
     app.cleanup_ctx.append(background_work)
     app.on_shutdown.append(close_websockets)
     return app
+
+
+def request_guards(config: Config) -> list:
+    """Error shaping, the Host/Origin guard, and the token check (set whenever a token is configured).
+
+    Raises ValueError for a server listening beyond loopback without a token: anyone who can reach the
+    port could run prompts and read every output."""
+    guards = [json_errors, guard_middleware(listen=config.listen, cors_origin=config.cors_origin)]
+    if config.auth_token:
+        guards.append(token_middleware(config.auth_token))
+    elif needs_token(config.listen):
+        raise ValueError(f"listening on {config.listen} needs an access token (--auth-token)")
+    return guards
 
 
 def add_api_routes(router: web.UrlDispatcher, routes: Iterable[web.RouteDef]) -> None:
@@ -84,10 +118,13 @@ def add_api_routes(router: web.UrlDispatcher, routes: Iterable[web.RouteDef]) ->
 
 
 async def background_work(app: web.Application) -> AsyncIterator[None]:
-    """Make the folders, start the hub and the worker thread; stop the worker at cleanup."""
+    """Make the folders, reopen the store, start the hub and the worker thread; stop both at cleanup."""
     app[FOLDERS].create()
+    store = app[STORE]
+    recovered = await asyncio.to_thread(store.open)
     hub = WebSocketHub(asyncio.get_running_loop())
-    queue = PromptQueue(on_change=hub.post_queue_status)
+    queue = PromptQueue(on_change=hub.post_queue_status, store=store)
+    await asyncio.to_thread(resume, recovered, queue=queue, history=app[HISTORY], registry=app[REGISTRY])
     executor = app[EXECUTOR_FACTORY]()
     worker = PromptWorker(queue=queue, history=app[HISTORY], executor=executor, publish=hub.post)
     app[HUB] = hub
@@ -98,6 +135,9 @@ async def background_work(app: web.Application) -> AsyncIterator[None]:
     stopped = await asyncio.to_thread(worker.stop, timeout=WORKER_STOP_SECONDS)
     if not stopped:
         log.warning("the running prompt ignored the interrupt for %.0f s; abandoning it", WORKER_STOP_SECONDS)
+        # Not closed: the abandoned prompt may still record its outcome; the process exits next anyway.
+        return
+    await asyncio.to_thread(store.close)
 
 
 async def close_websockets(app: web.Application) -> None:

@@ -59,11 +59,20 @@ class Config:
     output_dir: Path | None = None
     # ComfyUI-style extra_model_paths.yaml files: more model folders (--extra-model-paths).
     extra_model_paths: tuple[Path, ...] = ()
+    # Required on every request when listening beyond loopback (server.auth); None on loopback.
+    auth_token: str | None = None
+    # The one other origin allowed to call the API, with CORS headers (--enable-cors-header); None: off.
+    cors_origin: str | None = None
 
     def folders(self) -> Folders:
         base = Path(self.base_dir).resolve()
         output = Path(self.output_dir).resolve() if self.output_dir is not None else base / "output"
         return Folders(input=base / "input", output=output, temp=base / "temp")
+
+    @property
+    def database_path(self) -> Path:
+        """The SQLite file holding the queue and history (server.store)."""
+        return Path(self.base_dir).resolve() / "user" / "latentloom.db"
 
     @property
     def max_body_bytes(self) -> int:

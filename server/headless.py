@@ -1,4 +1,4 @@
-"""Running an API-prompt JSON file in-process, without HTTP (the CLI's ``run``).
+"""Running a workflow, API-prompt or PNG file in-process, without HTTP (the CLI's ``run``).
 
 The prompt is validated and executed by the same registry and executor a server would use; a tqdm bar
 on stderr follows the progress events, and the files the output nodes wrote are found in their UI.
@@ -15,35 +15,50 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
+from latentloom.api import NodeRegistry
 from latentloom.engine import protocol
 from latentloom.engine.executor import ExecutionOutcome, Executor
 from latentloom.engine.graph import Graph
 from latentloom.engine.protocol import Event
+from latentloom.workflow import Workflow, WorkflowFormatError
+from latentloom.workflow.png import is_png
 from server.config import Folders
+from server.workflow_input import RunnableInput, runnable_from_json, runnable_from_png
 
 
 class WorkflowFileError(ValueError):
-    """The workflow file or an override cannot be used (unreadable, not an API prompt, bad --set)."""
+    """The workflow file or an override cannot be used (unreadable, not a workflow or prompt, bad --set)."""
 
 
-def load_api_prompt(path: Path) -> dict[str, Any]:
-    """The API prompt in ``path``: ``{node_id: {class_type, inputs}}``, or that under a "prompt" key."""
+def load_runnable(path: Path, registry: NodeRegistry) -> RunnableInput:
+    """The prompt to run from ``path``: an API prompt as it is, a workflow (ours or ComfyUI's UI format)
+    converted, or a PNG holding either. Raises WorkflowFileError for a file that is none of these, and
+    MissingNodeTypes / WorkflowConversionError (see server.workflow_input) for a workflow that cannot run.
+    """
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except OSError as error:
         raise WorkflowFileError(f"cannot read {path}: {error.strerror or error}") from None
+    try:
+        if is_png(data):
+            runnable = runnable_from_png(data, registry)
+        else:
+            runnable = runnable_from_json(_parse_json(path, data), registry)
+    except WorkflowFormatError as error:
+        raise WorkflowFileError(f"{path}: {error}") from None
+    if not runnable.prompt and runnable.workflow is not None:
+        raise WorkflowFileError(f"{path} is a canvas workflow with no nodes that run (muted or editor-only)")
+    return runnable
+
+
+def _parse_json(path: Path, data: bytes) -> Any:
+    try:
+        parsed = json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise WorkflowFileError(f"{path} is not valid JSON: {error}") from None
-    if isinstance(data, dict) and isinstance(data.get("prompt"), dict):
-        data = data["prompt"]
-    if isinstance(data, dict) and isinstance(data.get("nodes"), list) and "links" in data:
-        raise WorkflowFileError(
-            f"{path} is a canvas workflow (nodes and links); run needs an API prompt: "
-            "{node_id: {class_type, inputs}}"
-        )
-    if not isinstance(data, dict):
-        raise WorkflowFileError(f"{path} must hold a JSON object of node id -> node")
-    return data
+        raise WorkflowFileError(f"{path} is not valid JSON (nor a PNG): {error}") from None
+    if not isinstance(parsed, dict):
+        raise WorkflowFileError(f"{path} must hold a JSON object: a workflow or an API prompt")
+    return parsed
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
@@ -57,6 +72,18 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     except json.JSONDecodeError:
         value = raw
     return node_id, input_name, value
+
+
+def apply_widget_overrides(workflow: Workflow, overrides: list[str]) -> None:
+    """The --set values in the workflow's widgets too, so an image saved with the graph reproduces the run.
+
+    Only nodes and widgets the workflow has are set (the prompt overrides already checked the rest).
+    """
+    for text in overrides:
+        node_id, input_name, value = parse_override(text)
+        node = next((n for n in workflow.nodes if str(n.id) == node_id), None)
+        if node is not None and input_name in node.widgets:
+            node.widgets[input_name] = value
 
 
 def apply_overrides(prompt: dict[str, Any], overrides: list[str]) -> None:
@@ -107,8 +134,12 @@ class ProgressDisplay:
         self._close_bar()
 
 
-def run_graph(executor: Executor, graph: Graph, *, display: ProgressDisplay) -> ExecutionOutcome:
-    """Execute on a helper thread, so that Ctrl+C in the main thread interrupts the prompt cleanly."""
+def run_graph(
+    executor: Executor, graph: Graph, *, display: ProgressDisplay, extra_data: Mapping[str, Any] | None = None
+) -> ExecutionOutcome:
+    """Execute on a helper thread, so that Ctrl+C in the main thread interrupts the prompt cleanly.
+
+    ``extra_data`` is the request's (extra_pnginfo: what SaveImage embeds besides the prompt)."""
     interrupt = threading.Event()
     done = threading.Event()
     finished: list[ExecutionOutcome | BaseException] = []
@@ -116,7 +147,10 @@ def run_graph(executor: Executor, graph: Graph, *, display: ProgressDisplay) -> 
     def target() -> None:
         try:
             prompt_id = str(uuid.uuid4())
-            finished.append(executor.run(graph, prompt_id=prompt_id, emit=display, interrupt=interrupt))
+            outcome = executor.run(
+                graph, prompt_id=prompt_id, emit=display, interrupt=interrupt, extra_data=extra_data
+            )
+            finished.append(outcome)
         except BaseException as error:  # handed to the main thread, which raises it
             finished.append(error)
         finally:

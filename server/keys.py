@@ -10,9 +10,11 @@ from aiohttp import web
 from latentloom.api import NodeRegistry
 from latentloom.engine.executor import Executor
 from server.config import Config, Folders
+from server.files import ImageProbe
 from server.history import History
 from server.hub import WebSocketHub
 from server.queue import PromptQueue
+from server.store import PromptStore
 from server.system_stats import MachineProbe
 from server.worker import PromptWorker
 
@@ -24,6 +26,9 @@ FOLDERS = web.AppKey("folders", Folders)
 REGISTRY = web.AppKey("registry", NodeRegistry)
 HISTORY = web.AppKey("history", History)
 QUEUE = web.AppKey("queue", PromptQueue)
+STORE = web.AppKey("store", PromptStore)
+# How uploads are checked to be images (the composition root passes Pillow's check).
+IMAGE_PROBE = web.AppKey("image_probe", ImageProbe)
 MACHINE_PROBE = web.AppKey("machine_probe", MachineProbe)
 EXECUTOR_FACTORY = web.AppKey("executor_factory", ExecutorFactory)
 WEB_ROOT = web.AppKey("web_root", Path)

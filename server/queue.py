@@ -3,15 +3,21 @@
 Thread-safe: the event loop adds, lists and deletes; the worker thread takes and finishes. Every change
 calls ``on_change(queue_remaining)`` while still holding the lock, so the sizes it reports arrive in the
 order the changes happened (the server broadcasts the queue status from there; it must not block).
+
+With a PromptStore every change is also written to disk, in the same order, by the store's writer
+thread; ``put`` returns the Future of that write so POST /prompt can answer only once the prompt is safe.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from typing import Any
+
+from server.store import PromptStore, StoredPrompt
 
 
 @dataclass(frozen=True)
@@ -32,14 +38,34 @@ class QueueItem:
         """ComfyUI's queue/history entry: [number, prompt_id, prompt, extra_data, outputs_to_execute]."""
         return [self.number, self.prompt_id, self.prompt, self.extra_data, self.outputs_to_execute]
 
+    def stored(self) -> StoredPrompt:
+        return StoredPrompt(
+            number=self.number,
+            prompt_id=self.prompt_id,
+            prompt=self.prompt,
+            extra_data=self.extra_data,
+            outputs_to_execute=self.outputs_to_execute,
+            client_id=self.client_id,
+            force=self.force,
+        )
+
+
+def _done() -> Future[None]:
+    future: Future[None] = Future()
+    future.set_result(None)
+    return future
+
 
 class QueueClosed(Exception):
     """The server is shutting down; the worker stops taking prompts."""
 
 
 class PromptQueue:
-    def __init__(self, *, on_change: Callable[[int], None] = lambda remaining: None) -> None:
+    def __init__(
+        self, *, on_change: Callable[[int], None] = lambda remaining: None, store: PromptStore | None = None
+    ) -> None:
         self._on_change = on_change
+        self._store = store
         self._condition = threading.Condition()
         # Pending items keyed by (number, arrival) so equal numbers keep their arrival order.
         self._pending: dict[tuple[int | float, int], QueueItem] = {}
@@ -54,10 +80,23 @@ class PromptQueue:
             number = next(self._numbers)
         return -number if front else number
 
-    def put(self, item: QueueItem) -> None:
+    def put(self, item: QueueItem) -> Future[None]:
+        """Queue ``item``; the Future is done once it is on disk (at once without a store)."""
         with self._condition:
+            written = self._store.add_pending(item.stored()) if self._store is not None else _done()
             self._pending[(item.number, next(self._arrivals))] = item
             self._condition.notify()
+            self._changed()
+        return written
+
+    def restore(self, items: Iterable[QueueItem]) -> None:
+        """Queue prompts recovered from the store (already on disk); numbering continues after them."""
+        with self._condition:
+            for item in items:
+                self._pending[(item.number, next(self._arrivals))] = item
+                if item.number >= 0:
+                    self._numbers = itertools.count(max(next(self._numbers), int(item.number) + 1))
+            self._condition.notify_all()
             self._changed()
 
     def take(self, *, timeout: float | None = None) -> QueueItem | None:
@@ -71,15 +110,21 @@ class PromptQueue:
             if self._closed:
                 raise QueueClosed
             key = min(self._pending)
-            self._running = self._pending.pop(key)
+            running = self._running = self._pending.pop(key)
+            marked = self._store.mark_running(running.prompt_id) if self._store is not None else _done()
             self._changed()
-            return self._running
+        # Waited for outside the lock: once it runs, a crash finds it marked running, not pending. A failed
+        # write is logged by the store; the prompt runs anyway (the worker must not die on a disk error).
+        wait([marked])
+        return running
 
     def finish(self, prompt_id: str) -> None:
         """The worker is done with the running prompt."""
         with self._condition:
             if self._running is not None and self._running.prompt_id == prompt_id:
                 self._running = None
+            if self._store is not None:
+                self._store.remove_from_queue([prompt_id])
             self._changed()
 
     def delete(self, prompt_ids: list[str]) -> list[str]:
@@ -89,6 +134,8 @@ class PromptQueue:
             doomed = [key for key, item in self._pending.items() if item.prompt_id in wanted]
             removed = [self._pending.pop(key).prompt_id for key in doomed]
             if removed:
+                if self._store is not None:
+                    self._store.remove_from_queue(removed)
                 self._changed()
         return removed
 
@@ -98,6 +145,8 @@ class PromptQueue:
             count = len(self._pending)
             self._pending.clear()
             if count:
+                if self._store is not None:
+                    self._store.clear_pending()
                 self._changed()
         return count
 

@@ -10,7 +10,9 @@ from aiohttp import web
 
 from server.config import FOLDER_TYPES, Folders
 from server.files import (
+    NotAnImage,
     UnsafePath,
+    check_image_upload,
     resolve_folder_inside,
     resolve_inside,
     sanitize_filename,
@@ -18,7 +20,7 @@ from server.files import (
     split_annotation,
 )
 from server.http_errors import ApiError
-from server.keys import FOLDERS
+from server.keys import FOLDERS, IMAGE_PROBE
 
 
 def _folder(folders: Folders, folder_type: str) -> Path:
@@ -69,9 +71,12 @@ async def upload_image(request: web.Request) -> web.Response:
         folder = resolve_folder_inside(root, subfolder=subfolder)
         filename = sanitize_filename(image.filename or "")
         data = image.file.read()
+        await asyncio.to_thread(check_image_upload, filename, data, probe=request.app[IMAGE_PROBE])
         name = await asyncio.to_thread(save_new_file, folder, filename, data, overwrite=overwrite)
     except UnsafePath as error:
         raise _refuse(error) from None
+    except NotAnImage as error:
+        raise ApiError(415, "not_an_image", str(error)) from None
     return web.json_response({"name": name, "subfolder": subfolder, "type": folder_type})
 
 

@@ -13,9 +13,13 @@ from aiohttp import web
 from latentloom.engine.errors import GraphValidationError
 from latentloom.engine.prompt import validate_prompt
 from latentloom.engine.protocol import validation_error_body
-from server.http_errors import ApiError, read_json_object
+from server.http_errors import ApiError
 from server.keys import QUEUE, REGISTRY
 from server.queue import PromptQueue, QueueItem
+from server.routes_workflow import WorkflowRequestError, submission_body
+
+# Far beyond any real workflow; bounds the validation time one request can cost.
+MAX_PROMPT_NODES = 10_000
 
 
 def _prompt_error(error: ApiError) -> web.Response:
@@ -59,6 +63,8 @@ def _parse_submission(body: dict[str, Any]) -> dict[str, Any]:
     prompt = body.get("prompt")
     if not isinstance(prompt, dict):
         raise ApiError(400, "no_prompt", "No prompt provided", details="the body needs a 'prompt' object")
+    if len(prompt) > MAX_PROMPT_NODES:
+        raise ApiError(400, "prompt_too_large", f"the prompt has {len(prompt)} nodes; at most {MAX_PROMPT_NODES}")
     extra_data = dict(_optional(body, "extra_data", dict, default={}))
     client_id = _optional(body, "client_id", str, default=None)
     if client_id is not None:
@@ -75,11 +81,14 @@ def _parse_submission(body: dict[str, Any]) -> dict[str, Any]:
 async def post_prompt(request: web.Request) -> web.Response:
     queue = request.app[QUEUE]
     try:
-        body = await read_json_object(request)
+        # A "workflow" key or a PNG upload is converted to its prompt; {"prompt": ...} comes back as sent.
+        body = await submission_body(request)
         submission = _parse_submission(body)
         number = _number(body, queue)
     except ApiError as error:
         return _prompt_error(error)
+    except WorkflowRequestError as error:
+        return web.json_response(error.body | {"node_errors": {}}, status=400)
     registry = request.app[REGISTRY]
     try:
         # Off the event loop: validation runs node code (custom validate, combo choices read the disk).
@@ -98,7 +107,8 @@ async def post_prompt(request: web.Request) -> web.Response:
         client_id=submission["client_id"],
         force=submission["force"],
     )
-    queue.put(item)
+    # Answered once the prompt is in the database: an acknowledged prompt survives a crash.
+    await asyncio.wrap_future(queue.put(item))
     return web.json_response({"prompt_id": item.prompt_id, "number": number, "node_errors": {}})
 
 

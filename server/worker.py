@@ -111,14 +111,15 @@ class PromptWorker:
                 extra_data=item.extra_data,
                 force=item.force,
             )
-        except Exception as exc:
-            # The executor reports node failures itself; reaching here is a bug in the engine. The prompt
-            # fails with the error in its history and the worker lives on for the next prompt.
+        except (Exception, SystemExit) as exc:
+            # The executor reports node failures itself; reaching here is a bug in the engine, or a node
+            # that called sys.exit(). The prompt fails with the error in its history and the worker
+            # lives on for the next prompt.
             log.exception("the executor failed on prompt %s", item.prompt_id)
             return crashed_outcome(item, exc, held)
 
 
-def crashed_outcome(item: QueueItem, exc: Exception, held: list[Event]) -> ExecutionOutcome:
+def crashed_outcome(item: QueueItem, exc: BaseException, held: list[Event]) -> ExecutionOutcome:
     """A failed outcome for an exception that escaped the executor, with the events clients wait for.
 
     The execution_error payload has ComfyUI's keys; node_id and node_type are null because no node

@@ -3,7 +3,7 @@
 Handles are immutable. Nodes that change a model (LoRA, merges, clip skip, an inspector) return a new
 handle that shares the weights and records the change: the loaded base model is never mutated, so a
 cached checkpoint stays valid for every other graph that uses it. Whoever runs the model applies the
-recorded patches.
+recorded patches; weight patches (LoRA, merges) are applied by ``load``/``encode`` to a view of the weights.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from latentloom.diffusion.vae import VAE
 from latentloom.runtime.clip_text import ClipSkipOutOfRange, ClipTextEncoder
 from latentloom.runtime.detect import ModelFamily, PredictionType
 from latentloom.runtime.devices import DeviceManager, module_bytes
+from latentloom.runtime.lora.weights import patched_view
 
 if TYPE_CHECKING:
     from latentloom.runtime.clip_tokenizer import ClipTokenizer
@@ -47,9 +48,10 @@ class ModelHandle:
         return replace(self, patches=(*self.patches, patch))
 
     def load(self) -> UNet:
-        """The UNet, on the compute device."""
+        """The UNet on the compute device, with this handle's weight patches (LoRA, merges) applied to a
+        view that shares every unpatched tensor with the cached base, which stays unchanged."""
         self.devices.load(self.unet)
-        return self.unet
+        return patched_view(self.unet, self.patches)
 
     def __sizeof_cache__(self) -> int:
         """Bytes of the weights this handle keeps alive (shared with its clones, so counted by each)."""
@@ -64,6 +66,10 @@ class ClipHandle:
     devices: DeviceManager
     clip_skip: int = 1
     source: str = ""
+    patches: tuple[object, ...] = ()  # weight patches (LoRA, merges) on the encoder's own parameter keys
+
+    def clone_with_patch(self, patch: object) -> ClipHandle:
+        return replace(self, patches=(*self.patches, patch))
 
     @property
     def tokenizer(self) -> ClipTokenizer:
@@ -84,7 +90,10 @@ class ClipHandle:
 
     def encode_tokens(self, tokens: TokenizedPrompt) -> tuple[Tensor, Tensor]:
         self.devices.load(self.encoder.model)
-        cond, pooled = self.encoder.encode_tokens(tokens, clip_skip=self.clip_skip)
+        encoder = self.encoder
+        if self.patches:
+            encoder = ClipTextEncoder(patched_view(encoder.model, self.patches), encoder.tokenizer)
+        cond, pooled = encoder.encode_tokens(tokens, clip_skip=self.clip_skip)
         return cond.cpu(), pooled.cpu()
 
     def __sizeof_cache__(self) -> int:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
 import aiohttp
 import pytest
 from aiohttp import web
+from PIL import Image
 
 from server.composition import build_app
 from server.config import Config
@@ -85,6 +88,13 @@ async def test_view_of_a_missing_file_is_404_json(client, config):
     assert response.status == 404 and (await response.json())["error"]["type"] == "not_found"
 
 
+def _png(shade: int) -> bytes:
+    """A real 2x2 PNG (uploads must be the images they claim to be); ``shade`` makes its bytes differ."""
+    buffer = io.BytesIO()
+    Image.new("L", (2, 2), shade).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def _image_form(data: bytes, filename: str, **fields: str) -> aiohttp.FormData:
     # Sent as browsers send it: the file name unescaped in the part's header.
     form = aiohttp.FormData(quote_fields=False)
@@ -95,12 +105,12 @@ def _image_form(data: bytes, filename: str, **fields: str) -> aiohttp.FormData:
 
 
 async def test_an_uploaded_image_round_trips_through_view(client):
-    form = _image_form(b"pixels", "cat.png", subfolder="pets")
+    form = _image_form(_png(1), "cat.png", subfolder="pets")
     response = await client.post("/api/upload/image", data=form)
     assert response.status == 200
     assert await response.json() == {"name": "cat.png", "subfolder": "pets", "type": "input"}
     view = await client.get("/api/view", params={"filename": "cat.png", "subfolder": "pets", "type": "input"})
-    assert await view.read() == b"pixels"
+    assert await view.read() == _png(1)
 
 
 async def test_uploads_never_overwrite_unless_asked_and_reuse_identical_files(client, config):
@@ -109,14 +119,14 @@ async def test_uploads_never_overwrite_unless_asked_and_reuse_identical_files(cl
         assert response.status == 200
         return (await response.json())["name"]
 
-    assert await upload(b"first") == "dog.png"
-    assert await upload(b"second") == "dog (1).png"
-    assert await upload(b"third") == "dog (2).png"
-    assert await upload(b"second") == "dog (1).png"  # identical bytes: the existing file is reused
-    assert await upload(b"replaced", overwrite="true") == "dog.png"
+    assert await upload(_png(10)) == "dog.png"
+    assert await upload(_png(20)) == "dog (1).png"
+    assert await upload(_png(30)) == "dog (2).png"
+    assert await upload(_png(20)) == "dog (1).png"  # identical bytes: the existing file is reused
+    assert await upload(_png(40), overwrite="true") == "dog.png"
     input_dir = config.folders().input
-    assert (input_dir / "dog.png").read_bytes() == b"replaced"
-    assert (input_dir / "dog (1).png").read_bytes() == b"second"
+    assert (input_dir / "dog.png").read_bytes() == _png(40)
+    assert (input_dir / "dog (1).png").read_bytes() == _png(20)
     assert sorted(p.name for p in input_dir.iterdir()) == ["dog (1).png", "dog (2).png", "dog.png"]
 
 
@@ -137,9 +147,9 @@ async def test_uploads_that_would_leave_their_folder_are_refused(client, tmp_pat
 
 
 async def test_an_upload_with_a_path_in_its_filename_keeps_only_the_name(client, config):
-    response = await client.post("/upload/image", data=_image_form(b"data", "..\\..\\evil<1>.png"))
+    response = await client.post("/upload/image", data=_image_form(_png(50), "..\\..\\evil<1>.png"))
     assert (await response.json())["name"] == "evil_1_.png"
-    assert (config.folders().input / "evil_1_.png").read_bytes() == b"data"
+    assert (config.folders().input / "evil_1_.png").read_bytes() == _png(50)
 
 
 async def test_an_upload_without_an_image_field_is_400(client):

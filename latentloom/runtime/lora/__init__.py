@@ -1,0 +1,1 @@
+"""LoRA files (kohya, LoCon, LyCORIS LoHa/LoKr, diffusers/PEFT) as weight patches on model handles."""

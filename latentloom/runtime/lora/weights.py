@@ -1,0 +1,93 @@
+"""Weight patches: changes to named parameters, applied to a view of a model and never to the model.
+
+A weight patch knows which parameter keys (the module's own state-dict names) it changes and how:
+``apply(key, weight) -> new weight``. A handle's patches apply in the order they were added, each to
+the result of the ones before. ``patched_view`` gives a module of the same class whose unchanged
+parameters are the base module's own tensors (shared, no copy) and whose changed parameters are new
+tensors computed on the base's device in its dtype; the base module and every other view of it stay as
+they were, so a cached checkpoint serves every graph at once.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Collection, Sequence
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import Tensor, nn
+
+
+@runtime_checkable
+class WeightPatch(Protocol):
+    """A change to some parameters of one module, as data."""
+
+    def patched_keys(self) -> Collection[str]:
+        """The parameter keys (``module.state_dict()`` names) this patch changes (fast ``in``)."""
+        ...
+
+    def apply(self, key: str, weight: Tensor) -> Tensor:
+        """The new value of ``key`` given its current one (same shape, device and dtype)."""
+        ...
+
+
+def weight_patches(patches: Sequence[object]) -> tuple[WeightPatch, ...]:
+    """The weight patches among a handle's patches (others, such as observers, are not about weights)."""
+    return tuple(p for p in patches if isinstance(p, WeightPatch))
+
+
+def patched_keys(patches: Sequence[object]) -> set[str]:
+    return {key for patch in weight_patches(patches) for key in patch.patched_keys()}
+
+
+def effective_weight(
+    base: Tensor,
+    key: str,
+    patches: Sequence[object],
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> Tensor:
+    """``base`` after every weight patch that names ``key``, computed on ``device`` in ``dtype``.
+
+    Without patches for ``key`` the base tensor itself is returned (moved only when asked), never a copy.
+    """
+    weight = base.to(device=device or base.device, dtype=dtype or base.dtype)
+    with torch.no_grad():
+        for patch in weight_patches(patches):
+            if key in patch.patched_keys():
+                weight = patch.apply(key, weight)
+    return weight
+
+
+def patched_view(module: nn.Module, patches: Sequence[object]) -> nn.Module:
+    """``module`` with its weight patches applied, as a new module sharing every unpatched tensor.
+
+    Patched values are computed where each base parameter lives (the compute device once loaded) in its
+    dtype. Without weight patches the module itself is returned.
+    """
+    keys = patched_keys(patches)
+    if not keys:
+        return module
+    params = dict(module.named_parameters())
+    unknown = sorted(keys - params.keys())
+    if unknown:
+        raise KeyError(f"weight patches name parameters the {type(module).__name__} lacks: {unknown[:5]}")
+    view = shallow_clone(module)
+    for key in sorted(keys):
+        owner_name, _, attr = key.rpartition(".")
+        owner = view.get_submodule(owner_name)
+        value = effective_weight(params[key], key, patches)
+        owner._parameters[attr] = nn.Parameter(value, requires_grad=False)
+    return view
+
+
+def shallow_clone(module: nn.Module) -> nn.Module:
+    """A copy of the module tree whose parameter, buffer and child tables are its own, holding the
+    same tensors: replacing a parameter in the clone leaves the original untouched."""
+    clone = copy.copy(module)
+    clone._parameters = dict(module._parameters)
+    clone._buffers = dict(module._buffers)
+    clone._modules = {name: None if child is None else shallow_clone(child) for name, child in module._modules.items()}
+    return clone
+

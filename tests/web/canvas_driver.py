@@ -1,0 +1,194 @@
+"""Drives the canvas page in tests: graph positions to screen points, real mouse drags, graph queries.
+
+Set-up may go through ``window.latentloom`` (the app's parts); what a test proves goes through the mouse
+and keyboard wherever a person would use them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+READY_TIMEOUT_MS = 15_000
+
+# JS helpers evaluated in the page: graph coordinates -> screen (client) coordinates.
+_TO_SCREEN = """
+(point) => {
+  const { editor } = window.latentloom;
+  const [x, y] = editor.canvas.ds.convertOffsetToCanvas(point);
+  const rect = editor.element.getBoundingClientRect();
+  return [rect.left + x, rect.top + y];
+}
+"""
+
+
+class CanvasPage:
+    def __init__(self, page: Any, base_url: str) -> None:
+        self.page = page
+        self.base_url = base_url
+        self.errors: list[str] = []
+        page.on("pageerror", lambda error: self.errors.append(f"page error: {error}"))
+        page.on("console", self._on_console)
+
+    def _on_console(self, message: Any) -> None:
+        # A rejected prompt answers 400 on purpose; the browser logs every failed fetch.
+        if message.type == "error" and "status of 400" not in message.text:
+            self.errors.append(f"console error: {message.text}")
+
+    def open(self) -> CanvasPage:
+        self.page.goto(self.base_url)
+        self.page.wait_for_selector("body[data-ready=true]", timeout=READY_TIMEOUT_MS)
+        self.wait_for("window.latentloom.runState.connection === 'open'")
+        return self
+
+    def reload(self) -> CanvasPage:
+        self.page.reload()
+        self.page.wait_for_selector("body[data-ready=true]", timeout=READY_TIMEOUT_MS)
+        return self
+
+    def js(self, expression: str, arg: Any = None) -> Any:
+        return self.page.evaluate(expression, arg)
+
+    def wait_for(self, predicate: str, *, timeout_ms: int = 10_000) -> None:
+        self.page.wait_for_function(predicate, timeout=timeout_ms)
+
+    def screenshot(self, path: Path) -> Path:
+        self.page.screenshot(path=str(path))
+        return path
+
+    # -- graph set-up and queries ----------------------------------------------------------------
+
+    def clear_graph(self) -> None:
+        """An empty graph at zoom 1, offset 0: graph and canvas coordinates then differ by nothing."""
+        self.js("""() => {
+          const { model, editor } = window.latentloom;
+          model.clear();
+          editor.canvas.ds.scale = 1;
+          editor.canvas.ds.offset = [0, 0];
+          editor.canvas.setDirty(true, true);
+        }""")
+
+    def add_node(self, node_type: str, pos: tuple[float, float]) -> int:
+        return self.js(
+            """([type, pos]) => {
+              const { model, editor } = window.latentloom;
+              const node = model.addNode(type, { pos });
+              model.markChanged();
+              editor.canvas.draw(true, true);  // lays out widgets and makes the node hit-testable now
+              return node.id;
+            }""",
+            [node_type, list(pos)],
+        )
+
+    def connect(self, source: int, output: int, target: int, input_name: str) -> None:
+        self.js(
+            """([source, output, target, inputName]) => {
+              const { model } = window.latentloom;
+              const to = model.nodeById(target);
+              model.nodeById(source).connect(output, to, to.inputs.findIndex((s) => s.name === inputName));
+              model.markChanged();
+            }""",
+            [source, output, target, input_name],
+        )
+
+    def set_widget(self, node_id: int, name: str, value: Any) -> None:
+        self.js(
+            """([id, name, value]) => {
+              const { model } = window.latentloom;
+              model.nodeById(id).widgets.find((w) => w.name === name).value = value;
+              model.markChanged();
+            }""",
+            [node_id, name, value],
+        )
+
+    def widget_value(self, node_id: int, name: str) -> Any:
+        return self.js(
+            "([id, name]) => window.latentloom.model.nodeById(id).widgets.find((w) => w.name === name).value",
+            [node_id, name],
+        )
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """Every node as {id, type, pos, inputs: {name: linked?}}."""
+        return self.js("""() => window.latentloom.model.nodes.map((node) => ({
+          id: node.id,
+          type: node.type,
+          pos: [node.pos[0], node.pos[1]],
+          inputs: Object.fromEntries((node.inputs ?? []).map((slot) => [slot.name, slot.link != null])),
+        }))""")
+
+    def links(self) -> list[list[Any]]:
+        """Every link as [origin id, origin slot, target id, target input name]."""
+        return self.js("""() => {
+          const { model } = window.latentloom;
+          return [...model.graph.links.values()].map((link) => [
+            link.origin_id, link.origin_slot, link.target_id,
+            model.nodeById(link.target_id).inputs[link.target_slot].name,
+          ]);
+        }""")
+
+    def prompt(self) -> dict[str, Any]:
+        """The API prompt the graph makes (the server's conversion, which queueing uses too)."""
+        return self.js("""async () => {
+          const { api, model } = window.latentloom;
+          return (await api.convertWorkflow(model.serialize(), 'prompt')).result;
+        }""")
+
+    # -- screen geometry ---------------------------------------------------------------------------
+
+    def to_screen(self, point: list[float]) -> tuple[float, float]:
+        x, y = self.js(_TO_SCREEN, point)
+        return x, y
+
+    def output_point(self, node_id: int, slot: int) -> tuple[float, float]:
+        pos = self.js("([id, slot]) => Array.from(window.latentloom.model.nodeById(id).getOutputPos(slot))", [node_id, slot])
+        return self.to_screen(pos)
+
+    def input_point(self, node_id: int, name: str) -> tuple[float, float]:
+        pos = self.js(
+            """([id, name]) => {
+              const node = window.latentloom.model.nodeById(id);
+              return Array.from(node.getInputPos(node.inputs.findIndex((s) => s.name === name)));
+            }""",
+            [node_id, name],
+        )
+        return self.to_screen(pos)
+
+    def widget_point(self, node_id: int, name: str, *, fraction: float = 0.5) -> tuple[float, float]:
+        """A point on a widget, `fraction` of the way across it (0.02 ≈ its left arrow, 0.98 its right)."""
+        pos = self.js(
+            """([id, name, fraction]) => {
+              const node = window.latentloom.model.nodeById(id);
+              const widget = node.widgets.find((w) => w.name === name);
+              const height = widget.computedHeight ? widget.computedHeight - 4 : 20;
+              const left = 15, right = node.size[0] - 15;
+              return [node.pos[0] + left + (right - left) * fraction, node.pos[1] + widget.last_y + height / 2];
+            }""",
+            [node_id, name, fraction],
+        )
+        return self.to_screen(pos)
+
+    def empty_point(self, x: float, y: float) -> tuple[float, float]:
+        return self.to_screen([x, y])
+
+    # -- mouse -----------------------------------------------------------------------------------------
+
+    def drag(self, start: tuple[float, float], end: tuple[float, float], *, steps: int = 12, modifiers: tuple[str, ...] = ()) -> None:
+        mouse, keyboard = self.page.mouse, self.page.keyboard
+        for key in modifiers:
+            keyboard.down(key)
+        mouse.move(*start)
+        mouse.down()
+        mouse.move(*end, steps=steps)
+        mouse.up()
+        for key in modifiers:
+            keyboard.up(key)
+
+    def double_click(self, point: tuple[float, float]) -> None:
+        self.page.mouse.dblclick(*point)
+
+    def click(self, point: tuple[float, float], *, button: str = "left") -> None:
+        self.page.mouse.click(*point, button=button)
+
+    def menu_entry(self, text: str) -> Any:
+        """The context-menu entry whose text is exactly `text`."""
+        return self.page.locator(f".litemenu-entry:text-is('{text}')").last  # a submenu opens last
