@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from e2e_graphs import base_dir_with_checkpoint, write_checkpoint
+from e2e_graphs import base_dir_with_checkpoint
+from support.checkpoint_factory import write_tiny_sd15_checkpoint
 
 # The websocket/prompt helpers of the server tests (tests/server/server_helpers.py) serve these tests too.
 SERVER_TESTS = Path(__file__).resolve().parents[1] / "server"
@@ -16,7 +17,7 @@ if str(SERVER_TESTS) not in sys.path:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_checkpoint(tmp_path_factory.mktemp("checkpoint") / "tiny.safetensors")
+    return write_tiny_sd15_checkpoint(tmp_path_factory.mktemp("checkpoint") / "tiny.safetensors")
 
 
 @pytest.fixture

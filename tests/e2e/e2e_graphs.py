@@ -6,8 +6,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from support.checkpoint_factory import write_tiny_sd15_checkpoint
-
 TINY_CHECKPOINT = "tiny-sd15.safetensors"
 ALL_NODES = ["4", "5", "6", "7", "3", "8", "9"]
 SAMPLING_AND_AFTER = ["3", "8", "9"]  # KSampler, VAEDecode, SaveImage
@@ -47,7 +45,3 @@ def base_dir_with_checkpoint(base: Path, checkpoint: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(checkpoint, folder / TINY_CHECKPOINT)
     return base
-
-
-def write_checkpoint(path: Path) -> Path:
-    return write_tiny_sd15_checkpoint(path)

@@ -9,7 +9,7 @@ import torch
 from nodes_harness import TINY_CHECKPOINT, NodeBench
 from safetensors.torch import save_file
 from support import tiny_sd
-from support.checkpoint_factory import write_tiny_sd15_checkpoint
+from support.checkpoint_factory import tiny_sd15_unet_config, write_tiny_sd15_checkpoint
 
 from latentloom.api import NodeInputError
 from latentloom.runtime.handles import ClipHandle, ModelHandle, VaeHandle
@@ -23,7 +23,7 @@ def test_checkpoint_loader_gives_model_clip_and_vae_of_the_file(bench):
     model, clip, vae = bench.loaded
     assert isinstance(model, ModelHandle) and isinstance(clip, ClipHandle) and isinstance(vae, VaeHandle)
     assert model.source.endswith(TINY_CHECKPOINT) and model.devices is bench.devices
-    assert model.unet.config == tiny_sd.tiny_unet_config().__class__(**{**model.unet.config.__dict__})
+    assert model.unet.config == tiny_sd15_unet_config()  # the architecture read back from the shapes
     assert choices(bench, "CheckpointLoaderSimple", "ckpt_name") == [TINY_CHECKPOINT]
 
 
@@ -31,7 +31,8 @@ def test_checkpoint_choices_follow_the_folder_and_a_replaced_file_changes_the_fi
     bench = NodeBench.over(tmp_path)
     folder = tmp_path / "models" / "checkpoints"
     assert choices(bench, "CheckpointLoader", "ckpt_name") == []
-    path = write_tiny_sd15_checkpoint(folder.mkdir(parents=True) or folder / "one.safetensors")
+    folder.mkdir(parents=True)
+    path = write_tiny_sd15_checkpoint(folder / "one.safetensors")
     assert choices(bench, "CheckpointLoader", "ckpt_name") == ["one.safetensors"]
     node = bench.node("CheckpointLoader")
     before = node.fingerprint(ckpt_name="one.safetensors")
