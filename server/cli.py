@@ -54,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--listen", default="127.0.0.1", metavar="HOST", help="address (default %(default)s)")
     serve.add_argument("--port", type=int, default=8188, metavar="N", help="port (default %(default)s)")
     serve.add_argument("--base-dir", type=Path, metavar="DIR", help="holds input/, output/, temp/")
-    serve.add_argument("--cache-ram", type=float, default=4.0, metavar="GB", help="output cache budget")
+    serve.add_argument(
+        "--cache-ram", type=float, metavar="GB",
+        help="budget for results kept between prompts, models included (default: half the RAM, at least 4)",
+    )  # fmt: skip
     serve.add_argument("--cache", choices=("none", "ram"), default="ram", help="keep results between prompts")
     serve.add_argument(
         "--auth-token",

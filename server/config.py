@@ -6,6 +6,7 @@ server (or a headless run) starts.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,19 @@ def project_root() -> Path | None:
     """The source checkout holding pyproject.toml, or None when the package is installed elsewhere."""
     candidate = Path(__file__).resolve().parents[1]
     return candidate if (candidate / "pyproject.toml").is_file() else None
+
+
+MIN_DEFAULT_CACHE_BYTES = 4 * 1024**3
+
+
+def default_cache_ram_bytes() -> int:
+    """Half of the machine's RAM, at least 4 GB: room for a full-size fp32 SD1.5 checkpoint (4.3 GB) and the
+    results around it, so an unchanged loader stays cached between prompts instead of reloading each time."""
+    try:
+        physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows) or the value is unknown
+        return MIN_DEFAULT_CACHE_BYTES
+    return max(MIN_DEFAULT_CACHE_BYTES, physical // 2)
 
 
 def default_base_dir() -> Path:
@@ -49,7 +63,8 @@ class Config:
     base_dir: Path = field(default_factory=default_base_dir)
     listen: str = "127.0.0.1"
     port: int = 8188
-    cache_ram_gb: float = 4.0
+    # None: half of this machine's RAM, at least 4 GB (see default_cache_ram_bytes).
+    cache_ram_gb: float | None = None
     cache_enabled: bool = True
     web_root: Path = field(default_factory=default_web_root)
     # ComfyUI's default upload limit; it also bounds every other request body.
@@ -80,6 +95,8 @@ class Config:
 
     @property
     def cache_ram_budget_bytes(self) -> int:
+        if self.cache_ram_gb is None:
+            return default_cache_ram_bytes()
         return max(0, round(self.cache_ram_gb * 1024**3))
 
     @property

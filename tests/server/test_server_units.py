@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import math
+import os
 import threading
 from pathlib import Path
 
 import pytest
+from support.shared import shared_dir
 
 from latentloom.api import IntInput, NodeSchema, NodeType, Output, Services, hookimpl
 from server.config import Config
@@ -122,6 +126,16 @@ def test_config_puts_the_folders_under_the_base_dir_and_creates_them_only_when_a
     assert moved.output == (tmp_path / "elsewhere").resolve()
     assert Config(listen="::1", port=9000).url == "http://[::1]:9000/"
     assert Config().base_dir == Path(__file__).resolve().parents[2]  # the checkout holding pyproject.toml
+
+
+def test_the_default_cache_budget_is_half_the_ram_and_room_for_a_full_size_sd15_checkpoint():
+    physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    budget = Config().cache_ram_budget_bytes
+    assert budget == max(4 * 1024**3, physical // 2)
+    shapes = json.loads((shared_dir() / "sd15_checkpoint_keys.json").read_text()).values()
+    full_size_sd15_fp32 = 4 * sum(math.prod(shape) for shape in shapes)
+    assert budget > full_size_sd15_fp32
+    assert Config(cache_ram_gb=0.5).cache_ram_budget_bytes == 512 * 1024**2
 
 
 def test_resolve_inside_accepts_nested_names_and_refuses_escapes(tmp_path: Path):
