@@ -7,6 +7,7 @@ import argparse
 import io
 import json
 from dataclasses import replace
+from importlib.metadata import EntryPoint
 
 import aiohttp
 import pytest
@@ -18,6 +19,7 @@ from server_helpers import connect, events_until_done, submit, sum_prompt
 from server.auth import TOKEN_COOKIE, needs_token
 from server.cli import _access_token
 from server.composition import build_app
+from server.plugins import ENTRY_POINT_GROUP, PluginSettings, discover_plugins, import_plugins
 from server.routes_prompt import MAX_PROMPT_NODES
 from server.safe_json import JsonBodyError, loads_strict
 
@@ -235,3 +237,31 @@ async def test_opening_the_page_with_the_token_sets_a_cookie_the_browser_then_se
     # The client's cookie jar now carries it, like a browser's.
     assert (await lan_client.get("/api/queue")).status == 200
 
+
+
+def _plugin_that_leaves_a_mark(folder, name: str, mark) -> None:
+    """A plugin whose import writes ``mark``: if the file exists, its code ran."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.py").write_text(
+        f"from pathlib import Path\nPath({str(mark)!r}).write_text('imported')\nNODE_CLASS_MAPPINGS = {{}}\n",
+        encoding="utf-8",
+    )
+
+
+def test_plugins_run_only_from_the_configured_folder_and_allow_list(tmp_path):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    custom_nodes = tmp_path / "base" / "custom_nodes"
+    _plugin_that_leaves_a_mark(custom_nodes, "allowed", marks / "allowed")
+    _plugin_that_leaves_a_mark(custom_nodes, "left_out", marks / "left_out")
+    _plugin_that_leaves_a_mark(tmp_path / "base" / "elsewhere", "stray", marks / "stray")
+    stray_entry_point = EntryPoint(name="stray_ep", value="os:getcwd", group=ENTRY_POINT_GROUP)
+    candidates = discover_plugins(custom_nodes, entry_points=[stray_entry_point])
+    assert [c.name for c in candidates] == ["allowed", "left_out", "stray_ep"]  # nothing from other folders
+
+    _, records = import_plugins(candidates, PluginSettings(allow=frozenset({"allowed"})))
+    assert {r.name: r.status for r in records} == {"allowed": "loaded", "left_out": "disabled", "stray_ep": "disabled"}
+    assert sorted(p.name for p in marks.iterdir()) == ["allowed"]  # the others' code never ran
+
+    _, records = import_plugins(discover_plugins(custom_nodes), PluginSettings(enabled=False))
+    assert {r.status for r in records} == {"disabled"}
