@@ -37,7 +37,7 @@ from latentloom.diffusion.guidance import cfg_denoiser
 from latentloom.diffusion.inspect import views
 from latentloom.diffusion.inspect.architecture import BlockInfo, unet_architecture
 from latentloom.diffusion.inspect.capture import CaptureOptions, InspectionObserver, PassCapture
-from latentloom.diffusion.inspect.patch import ObserverPatch, UNetCall, patch_observer
+from latentloom.diffusion.inspect.patch import ObserverPatch, patch_observer
 from latentloom.diffusion.inspect.plots import line_plot
 from latentloom.diffusion.inspect.probe import Probe, ProbeError, noise_level, probe
 from latentloom.diffusion.inspect.report import (
@@ -54,6 +54,7 @@ from latentloom.diffusion.inspect.views import Picture
 from latentloom.diffusion.noise import initial_noise
 from latentloom.diffusion.sampling import ksample, sample_sigmas
 from latentloom.diffusion.schedulers import SCHEDULER_NAMES
+from latentloom.diffusion.unet_call import UNetCall
 from latentloom.runtime.clip_tokenizer import (
     BUNDLED_VOCAB_DIR,
     END_OF_WORD,

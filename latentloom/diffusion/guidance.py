@@ -47,7 +47,8 @@ class Cond:
     mask_bounds_area: bool = False  # set the area to the mask's bounding box (at least 8×8)
     start_percent: float = 0.0  # active from this fraction of the run …
     end_percent: float = 1.0  # … to this one (needs the schedule)
-    extra: Mapping[str, Tensor] = field(default_factory=dict)  # more model inputs, batched like the embedding
+    # More model inputs, batched like the embedding; those shaped like the latent are cut to the area too.
+    extra: Mapping[str, Tensor] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)
@@ -203,8 +204,16 @@ def _entry(side: int, resolved: _Resolved, x: Tensor) -> _Entry:
     inputs = {"context": _batch(cond.embedding, x.shape[0], "embedding")}
     if cond.pooled is not None:
         inputs["pooled"] = _batch(cond.pooled, x.shape[0], "pooled")
-    inputs |= {key: _batch(value, x.shape[0], key) for key, value in cond.extra.items()}
+    inputs |= {key: _batch(_spatial_region(value, x, area), x.shape[0], key) for key, value in cond.extra.items()}
     return _Entry(side, area, mult.to(x.dtype), x_in, inputs)
+
+
+def _spatial_region(value: Tensor, x: Tensor, area: Area | None) -> Tensor:
+    """An extra input laid out like the latent (e.g. an inpainting model's mask and image) is cut to the
+    cond's area like the latent itself; other extras pass unchanged."""
+    if value.ndim == x.ndim and value.shape[-2:] == x.shape[-2:]:
+        return _region(value, area)
+    return value
 
 
 def _feather(mult: Tensor, area: Area, size: tuple[int, int]) -> None:

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from latentloom.diffusion.inspect.capture import CaptureOptions, InspectionObserver
-from latentloom.diffusion.inspect.patch import ObserverChain, ObserverPatch, UNetCall, patch_observer
+from latentloom.diffusion.inspect.patch import ObserverChain, ObserverPatch, patch_observer
 from latentloom.diffusion.observe import AttentionCall, UNetObserver
 from latentloom.diffusion.schedules import DiscreteSchedule
+from latentloom.diffusion.unet_call import UNetCall
 from latentloom.runtime.detect import PredictionType
 from latentloom.runtime.devices import DeviceManager
 from latentloom.runtime.handles import ModelHandle

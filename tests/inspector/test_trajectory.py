@@ -11,10 +11,10 @@ import torch
 from latentloom.diffusion.denoiser import make_denoiser
 from latentloom.diffusion.guidance import Cond, cfg_denoiser
 from latentloom.diffusion.inspect.capture import InspectionObserver
-from latentloom.diffusion.inspect.patch import UNetCall
 from latentloom.diffusion.inspect.trajectory import TrajectoryError, TrajectoryRecorder, trajectory_options
 from latentloom.diffusion.sampling import ksample, sample_sigmas
 from latentloom.diffusion.schedules import DiscreteSchedule
+from latentloom.diffusion.unet_call import UNetCall
 
 PROMPT = "a horse in a field"
 SCHEDULE = DiscreteSchedule.scaled_linear()

@@ -2,9 +2,9 @@
 
 A MODEL value (runtime's ModelHandle) records its patches as data; the weights are never touched. An
 ObserverPatch says "watch every forward pass of this model with this observer". Whoever runs the model
-turns the handle's patches into the network the denoiser wraps::
+turns the handle's patches into the network the denoiser wraps (diffusion.unet_call)::
 
-    model = UNetCall(handle.unet, observer=patch_observer(handle.patches))
+    model = UNetCall(handle.load(), observer=patch_observer(handle.patches))
     denoiser = make_denoiser(model, handle.schedule, prediction=...)
 
 Patches that are not ObserverPatches (LoRA, merges) are left for their own appliers.
@@ -14,12 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from torch import Tensor
 
 from latentloom.diffusion.observe import AttentionCall, UNetObserver
-from latentloom.diffusion.unet import UNet
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,18 +60,3 @@ def patch_observer(patches: Sequence[object]) -> UNetObserver | None:
     if not observers:
         return None
     return observers[0] if len(observers) == 1 else ObserverChain(observers)
-
-
-@dataclass(frozen=True, eq=False)
-class UNetCall:
-    """The network a denoiser wraps, ``model(x, timestep, context=...)``, as a UNet watched by ``observer``."""
-
-    unet: UNet
-    observer: UNetObserver | None = None
-
-    def __call__(self, x: Tensor, timestep: Tensor, *, context: Tensor, **extra: Any) -> Tensor:
-        # The pooled text embedding (SDXL's second input) is not an input of the SD1/SD2 UNet.
-        unknown = sorted(set(extra) - {"pooled"})
-        if unknown:
-            raise TypeError(f"UNet inputs {unknown} are not inputs of an SD1/SD2 UNet (it takes x, timestep, context)")
-        return self.unet(x, timestep, context, observer=self.observer)
