@@ -3,8 +3,9 @@
 ``comfy_node_type(name, cls)`` reads the class attributes (INPUT_TYPES, RETURN_TYPES, RETURN_NAMES,
 FUNCTION, CATEGORY, OUTPUT_NODE, INPUT_IS_LIST, OUTPUT_IS_LIST, DESCRIPTION, …) into a NodeSchema and
 runs the class's FUNCTION, IS_CHANGED and VALIDATE_INPUTS where our engine asks for execute, fingerprint
-and validate. Lazy inputs are marked in the schema but evaluated eagerly (check_lazy_status is not
-called), which gives the same results without the saved work.
+and validate. Inputs declared ``{"lazy": True}`` are lazy in the schema, and the class's own
+``check_lazy_status`` (called on the same instance as FUNCTION, with the same keyword arguments) tells the
+executor which of them to evaluate; a class without one evaluates every lazy input, as ComfyUI does.
 """
 
 from __future__ import annotations
@@ -227,6 +228,14 @@ class ComfyNodeType(NodeType):
         if isinstance(returned, list):
             return tuple(returned)
         return returned
+
+    def check_lazy_status(self, ctx: ExecutionContext, **inputs: Any) -> list[str]:
+        """The class's own check_lazy_status on this graph node's instance (None means "nothing more")."""
+        method = getattr(self._instance(ctx.node_id), "check_lazy_status", None)
+        if not callable(method):
+            return super().check_lazy_status(ctx, **inputs)
+        needed = method(**inputs)
+        return [] if needed is None else needed
 
     def fingerprint(self, **inputs: Any) -> Any:
         """IS_CHANGED: NaN (ComfyUI's "always changed") becomes ALWAYS_RUN; other values key the cache."""

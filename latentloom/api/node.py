@@ -70,3 +70,27 @@ class NodeType(ABC):
     def validate(self, **inputs: Any) -> list[str]:
         """Custom validation of literal inputs before anything runs; return messages, empty when fine."""
         return []
+
+    def check_lazy_status(self, ctx: ExecutionContext, **inputs: Any) -> list[str]:
+        """The lazy inputs this node needs evaluated before it can run (ComfyUI's check_lazy_status).
+
+        Called before ``execute`` while some linked lazy input has no value yet, with every input that has
+        one (widgets, eager links, lazy links already evaluated) and None for each lazy input still
+        unevaluated (``[None]`` for an ``input_is_list`` node); unconnected optional inputs are absent.
+        Return the names of the lazy inputs to evaluate: the executor runs what feeds them and asks again,
+        until the answer names nothing new. The node then runs.
+        A lazy input that was never asked for arrives as None, unless its value exists anyway (another node
+        needed it, or the cache holds it). Names of inputs that already have a value are ignored; a name that
+        is no linked input of the node fails the node. The default asks for every unevaluated lazy input,
+        which is eager evaluation; a switch overrides it to ask only for the branch it will use.
+        """
+        as_list = self.schema.input_is_list
+        lazy = [i.name for i in self.schema.inputs if i.lazy and i.name in inputs]
+        return [name for name in lazy if _unevaluated(inputs[name], as_list)]
+
+
+def _unevaluated(value: Any, as_list: bool) -> bool:
+    """Whether a value is the placeholder of an unevaluated lazy input (no ``==``: it may be a tensor)."""
+    if as_list and isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    return value is None

@@ -5,6 +5,14 @@ is in the cache (same content key) is not run; an output node served from the ca
 stored UI with an ``executed`` event, so clients get their images. The first node that fails or is
 interrupted ends the prompt; every result already stored stays valid for the next prompt.
 
+Lazy inputs: what feeds a lazy input runs only when its node's ``check_lazy_status`` asks for it
+(``demand.DemandSchedule`` plans it then); the node is asked again after each round, and runs, with an
+``executing`` event, once it asks for nothing new. A node asking for an input it does not have, or one
+that is not connected, fails, as in ComfyUI. Cache keys stay static: a node's key covers every input it
+could read, lazy or not, so an unchanged graph is served from the cache whichever branch ran, and the
+unused branch's fingerprints count (a volatile node there makes its lazy consumer volatile too).
+A result feeding a lazy input is kept in memory until its lazy consumer has run, or the prompt ends.
+
 Interruption: the executor never clears ``interrupt``. The owner of the queue clears it before each
 prompt; a prompt that starts with the flag already set ends at once as interrupted, before any node.
 """
@@ -26,10 +34,11 @@ from latentloom.engine import protocol
 from latentloom.engine.cache import NodeOutputs, OutputCache
 from latentloom.engine.cache_key import NodeKey, node_key
 from latentloom.engine.context import NodeContext
+from latentloom.engine.demand import DemandSchedule
 from latentloom.engine.describe import full_type_name, summarize_inputs
-from latentloom.engine.errors import NodeExecutionError
+from latentloom.engine.errors import NodeContractError, NodeExecutionError
 from latentloom.engine.graph import Graph, GraphNode
-from latentloom.engine.node_call import call_node
+from latentloom.engine.node_call import call_node, wanted_lazy_inputs
 from latentloom.engine.protocol import Event
 
 
@@ -112,6 +121,8 @@ class _PromptRun:
         self.keys: dict[str, NodeKey] = {}
         self.values: dict[str, NodeOutputs] = {}  # results still needed by a node yet to run
         self.uses_left: dict[str, int] = {}
+        self.lazy: dict[str, frozenset[str]] = {}  # node id -> its linked lazy inputs
+        self.hits: dict[str, NodeOutputs] = {}
         self.refreshed: set[bytes] = set()  # keys stored by this run (what force may reuse)
 
     def execute(self) -> ExecutionOutcome:
@@ -120,14 +131,10 @@ class _PromptRun:
             if self.interrupt.is_set():
                 raise _Interrupted(None)
             self._compute_keys()
-            hits = {} if self.force else self._lookup()
-            self.outcome.cached = list(hits)
-            self._status(protocol.execution_cached(self.prompt_id, hits))
-            for node_id in self._plan(hits):
-                if node_id in hits:
-                    self._serve(node_id, hits[node_id])
-                else:
-                    self._run_node(node_id)
+            self.hits = {} if self.force else self._lookup()
+            self.outcome.cached = list(self.hits)
+            self._status(protocol.execution_cached(self.prompt_id, self.hits))
+            self._visit_planned()
         except _Interrupted as stop:
             self._interrupted(stop.node)
         except NodeExecutionError as error:
@@ -161,30 +168,47 @@ class _PromptRun:
                     hits[node_id] = stored
         return hits
 
-    def _plan(self, hits: Mapping[str, NodeOutputs]) -> list[str]:
-        """The nodes to visit: outputs and, behind every node that must run, the nodes it reads from."""
-        needed: set[str] = set()
-        stack = list(self.graph.outputs)
-        while stack:
-            node_id = stack.pop()
-            if node_id in needed:
-                continue
-            needed.add(node_id)
-            if node_id not in hits:
-                sources = {link.source for link in self.graph.nodes[node_id].links.values()}
-                for source in sources:
-                    self.uses_left[source] = self.uses_left.get(source, 0) + 1
-                stack.extend(sources)
-        return [node_id for node_id in self.graph.nodes if node_id in needed]
+    def _find_lazy_links(self) -> None:
+        """Which linked inputs are lazy; their sources' results are kept until the consumer has run."""
+        for node in self.graph.nodes.values():
+            schema = self.types[node.id].schema
+            lazy = frozenset(name for name in node.links if getattr(schema.input(name), "lazy", False))
+            self.lazy[node.id] = lazy
+            if node.id not in self.hits:
+                self._count_uses({node.links[name].source for name in lazy})
+
+    def _count_uses(self, sources: set[str]) -> None:
+        for source in sources:
+            self.uses_left[source] = self.uses_left.get(source, 0) + 1
 
     # ---- visiting nodes ----------------------------------------------------------------------------
+
+    def _visit_planned(self) -> None:
+        """Visit the outputs and what they need, in graph order, planning lazy sources when asked for."""
+        self._find_lazy_links()
+        schedule = DemandSchedule(self.graph, lazy=self.lazy, served=self.hits)
+        self._count_eager_uses(schedule, schedule.require(self.graph.outputs))
+        while (node_id := schedule.next()) is not None:
+            if node_id in self.hits:
+                self._serve(node_id, self.hits[node_id])
+            else:
+                wanted = self._run_node(node_id)
+                if wanted:
+                    self._count_eager_uses(schedule, schedule.wait(node_id, wanted))
+                    continue
+            schedule.finish(node_id)
+
+    def _count_eager_uses(self, schedule: DemandSchedule, planned: list[str]) -> None:
+        for node_id in planned:
+            self._count_uses(schedule.eager_sources(node_id))
 
     def _serve(self, node_id: str, stored: NodeOutputs) -> None:
         self._keep(node_id, stored)
         if stored.ui:
             self._show(node_id, stored.ui)
 
-    def _run_node(self, node_id: str) -> None:
+    def _run_node(self, node_id: str) -> set[str]:
+        """Run the node, or return the nodes feeding the lazy inputs it asks for first."""
         node = self.graph.nodes[node_id]
         key = self.keys[node_id]
         reused = self._produced_earlier(key)
@@ -192,13 +216,16 @@ class _PromptRun:
             self.outcome.cached.append(node_id)
             self._release_sources(node)
             self._serve(node_id, reused)
-            return
+            return set()
         if self.interrupt.is_set():
             raise _Interrupted(node)
-        self.emit(protocol.executing(self.prompt_id, node_id))
         node_type = self.types[node_id]
         inputs = self._inputs(node, node_type)
         ctx = NodeContext(prompt_id=self.prompt_id, node_id=node_id, emit=self.emit, interrupt=self.interrupt)
+        wanted = self._wanted_sources(node, node_type, inputs, ctx=ctx)
+        if wanted:
+            return wanted
+        self.emit(protocol.executing(self.prompt_id, node_id))
         started = time.perf_counter()
         try:
             result = call_node(node_type, inputs, ctx=ctx)
@@ -214,6 +241,27 @@ class _PromptRun:
         self._keep(node_id, result)
         if result.ui:
             self._show(node_id, result.ui)
+        return set()
+
+    def _wanted_sources(
+        self, node: GraphNode, node_type: NodeType, inputs: Mapping[str, Sequence[Any]], *, ctx: NodeContext
+    ) -> set[str]:
+        """The sources of the unevaluated lazy inputs that check_lazy_status asks for (not asked: none)."""
+        lazy = self.lazy[node.id]
+        pending = {name: node.links[name].source for name in lazy if self._result_of(node, name) is None}
+        if not pending:
+            return set()
+        try:
+            wanted = wanted_lazy_inputs(node_type, inputs, ctx=ctx)
+            for name in wanted:
+                if name not in inputs:
+                    have = "no link to that input" if node_type.schema.input(name) else "no such input"
+                    raise NodeContractError(f"asked for {name!r}, but the node has {have}")
+        except ExecutionInterrupted:
+            raise _Interrupted(node) from None
+        except Exception as error:
+            raise _failure(node, error, inputs=inputs, during="check_lazy_status") from error
+        return {pending[name] for name in wanted if name in pending}
 
     def _produced_earlier(self, key: NodeKey) -> NodeOutputs | None:
         if key.volatile or key.digest not in self.cache:
@@ -226,10 +274,18 @@ class _PromptRun:
         """Input name -> list of items: literals are one item, links carry the source output's items."""
         inputs: dict[str, Sequence[Any]] = {name: (value,) for name, value in node.literals.items()}
         for name, link in node.links.items():
-            inputs[name] = self.values[link.source].outputs[link.output_index]
+            source = self._result_of(node, name)
+            inputs[name] = (None,) if source is None else source.outputs[link.output_index]
         for hidden in node_type.schema.hidden:
             inputs[hidden.name] = (self._hidden_value(hidden.kind, node),)
         return inputs
+
+    def _result_of(self, node: GraphNode, name: str) -> NodeOutputs | None:
+        """The result feeding a linked input: None only for a lazy input not evaluated (yet)."""
+        source = node.links[name].source
+        if name not in self.lazy[node.id]:
+            return self.values[source]
+        return self.values.get(source) or self.hits.get(source)
 
     def _hidden_value(self, kind: str, node: GraphNode) -> Any:
         if kind == "PROMPT":
@@ -245,11 +301,17 @@ class _PromptRun:
             self.values[node_id] = result
 
     def _release_sources(self, node: GraphNode) -> None:
-        """Drop results that no node still to run reads, so an uncached run holds only what it needs."""
-        for source in {link.source for link in node.links.values()}:
-            self.uses_left[source] -= 1
-            if self.uses_left[source] == 0:
-                self.values.pop(source, None)
+        """Drop results that no node still to run reads, so an uncached run holds only what it needs.
+
+        Mirrors the counting: one use per distinct eager source and one per distinct lazy source.
+        """
+        lazy = self.lazy[node.id]
+        eager = {link.source for name, link in node.links.items() if name not in lazy}
+        for sources in (eager, {node.links[name].source for name in lazy}):
+            for source in sources:
+                self.uses_left[source] -= 1
+                if self.uses_left[source] == 0:
+                    self.values.pop(source, None)
 
     def _show(self, node_id: str, ui: Mapping[str, Any]) -> None:
         self.outcome.ui_outputs[node_id] = dict(ui)
@@ -285,12 +347,18 @@ class _PromptRun:
         self._status(event)
 
 
-def _failure(node: GraphNode, error: Exception, *, inputs: Mapping[str, Sequence[Any]]) -> NodeExecutionError:
-    """The NodeExecutionError for an exception a node raised (its message keeps any input name)."""
+def _failure(
+    node: GraphNode, error: Exception, *, inputs: Mapping[str, Sequence[Any]], during: str = ""
+) -> NodeExecutionError:
+    """The NodeExecutionError for an exception a node raised (its message keeps any input name).
+
+    ``during`` names the node method that raised when it was not ``execute``.
+    """
+    message = str(error) or type(error).__name__
     return NodeExecutionError(
         node.id,
         node.class_type,
-        str(error) or type(error).__name__,
+        f"{during}: {message}" if during else message,
         exception_type=full_type_name(type(error)),
         traceback=traceback.format_tb(error.__traceback__),
         current_inputs=summarize_inputs(inputs),

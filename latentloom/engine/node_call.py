@@ -35,6 +35,27 @@ def call_node(node_type: NodeType, inputs: Mapping[str, Sequence[Any]], *, ctx: 
     return NodeOutputs(_merge_outputs(schema, results), _merge_ui([ui for _, ui in results if ui]))
 
 
+def wanted_lazy_inputs(
+    node_type: NodeType, inputs: Mapping[str, Sequence[Any]], *, ctx: NodeContext
+) -> list[str]:
+    """The input names the node's check_lazy_status asks for, over its input lists as ``execute`` would be.
+
+    A node that runs once per item is asked once per item; the answers are joined (first mention first).
+    """
+    if node_type.schema.input_is_list:
+        calls = [{name: list(items) for name, items in inputs.items()}]
+    else:
+        calls = list(_per_item(inputs))
+    wanted: dict[str, None] = {}
+    for kwargs in calls:
+        ctx.check_interrupted()
+        answer = node_type.check_lazy_status(ctx, **kwargs)
+        if not isinstance(answer, list | tuple) or not all(isinstance(name, str) for name in answer):
+            raise NodeContractError(f"must return a list of input names, got {answer!r:.80}")
+        wanted.update(dict.fromkeys(answer))
+    return list(wanted)
+
+
 def _per_item(inputs: Mapping[str, Sequence[Any]]) -> Iterator[dict[str, Any]]:
     if not inputs:
         yield {}

@@ -12,6 +12,7 @@ from typing import Any
 
 from latentloom.api import (
     ALWAYS_RUN,
+    BooleanInput,
     ComboInput,
     FloatInput,
     HiddenInput,
@@ -37,12 +38,15 @@ class FakeNode(NodeType):
         *,
         fingerprint: Callable[..., Any] | None = None,
         validate: Callable[..., list[str]] | None = None,
+        lazy_status: Callable[..., Any] | None = None,
     ) -> None:
         self.schema = schema
         self.fn = fn
         self._fingerprint = fingerprint
         self._validate = validate
+        self.lazy_status = lazy_status
         self.calls: list[dict[str, Any]] = []
+        self.lazy_calls: list[dict[str, Any]] = []  # check_lazy_status calls, when the node has lazy inputs
 
     @property
     def count(self) -> int:
@@ -57,6 +61,12 @@ class FakeNode(NodeType):
 
     def validate(self, **inputs):
         return self._validate(**inputs) if self._validate else []
+
+    def check_lazy_status(self, ctx, **inputs):
+        self.lazy_calls.append(dict(inputs))
+        if self.lazy_status is None:
+            return super().check_lazy_status(ctx, **inputs)
+        return self.lazy_status(**inputs)
 
 
 def loader() -> FakeNode:
@@ -217,6 +227,69 @@ def checked() -> FakeNode:
     )
 
 
+def switch() -> FakeNode:
+    """Passes on one of two lazy inputs and asks only for that one."""
+    schema = NodeSchema(
+        type="Switch",
+        required=(BooleanInput("select"), Input("on_true", "*", lazy=True), Input("on_false", "*", lazy=True)),
+        outputs=(Output("*"),),
+    )
+    return FakeNode(
+        schema,
+        lambda ctx, select, on_true, on_false: (on_true if select else on_false,),
+        lazy_status=lambda select, on_true, on_false: ["on_true" if select else "on_false"],
+    )
+
+
+def first_nonzero() -> FakeNode:
+    """Asks for ``first``; only when it is 0 asks for ``second`` too: two rounds of check_lazy_status.
+
+    ``fallback`` is an optional lazy input, absent when unconnected.
+    """
+
+    def wanted(first, second, fallback=None):
+        return ["first"] if first is None else (["second"] if first == 0 else [])
+
+    schema = NodeSchema(
+        type="FirstNonZero",
+        required=(Input("first", "INT", lazy=True), Input("second", "INT", lazy=True)),
+        optional=(Input("fallback", "INT", lazy=True),),
+        outputs=(Output("INT"),),
+    )
+    return FakeNode(
+        schema, lambda ctx, first, second, fallback=None: (first if first != 0 else second,), lazy_status=wanted
+    )
+
+
+def lazy_sum() -> FakeNode:
+    """Two lazy inputs and the default check_lazy_status: evaluates both, as an eager node would."""
+    schema = NodeSchema(
+        type="LazySum",
+        required=(Input("a", "INT", lazy=True), Input("b", "INT", lazy=True)),
+        outputs=(Output("INT"),),
+    )
+    return FakeNode(schema, lambda ctx, a, b: (a + b,))
+
+
+def list_pick() -> FakeNode:
+    """input_is_list: receives whole lists, lazy ones as [None] until evaluated; picks one list's sum."""
+
+    def wanted(index, first, second):
+        return ["first" if index[0] == 0 else "second"]
+
+    schema = NodeSchema(
+        type="ListPick",
+        input_is_list=True,
+        required=(IntInput("index"), Input("first", "INT", lazy=True), Input("second", "INT", lazy=True)),
+        outputs=(Output("INT"),),
+    )
+    return FakeNode(
+        schema,
+        lambda ctx, index, first, second: (sum(first if index[0] == 0 else second),),
+        lazy_status=wanted,
+    )
+
+
 def registry_of(*nodes: FakeNode) -> NodeRegistry:
     registry = NodeRegistry()
     for node in nodes:
@@ -242,6 +315,10 @@ class Nodes:
         self.collect = collect()
         self.wait = waiter(self.started)
         self.checked = checked()
+        self.switch = switch()
+        self.first_nonzero = first_nonzero()
+        self.lazy_sum = lazy_sum()
+        self.list_pick = list_pick()
         self.registry = registry_of(*self.all())
 
     def all(self) -> list[FakeNode]:
