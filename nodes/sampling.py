@@ -8,7 +8,7 @@ an interrupt first, so a stop lands within one step. Latents come back on the CP
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -24,15 +24,20 @@ from latentloom.api import (
     NodeSchema,
     NodeType,
     Output,
+    PreviewSettings,
 )
 from latentloom.diffusion.denoiser import make_denoiser
-from latentloom.diffusion.guidance import cfg_denoiser
+from latentloom.diffusion.guidance import Cond, cfg_denoiser
+from latentloom.diffusion.inpaint import LATENT_CHANNELS, inpaint_concat, is_inpainting_model
+from latentloom.diffusion.inspect.patch import patch_observer
 from latentloom.diffusion.sampler_registry import SAMPLER_ALIASES, SAMPLER_NAMES
 from latentloom.diffusion.samplers import Denoiser
 from latentloom.diffusion.sampling import ksample, sample_sigmas
 from latentloom.diffusion.schedulers import SCHEDULER_NAMES
+from latentloom.diffusion.unet_call import UNetCall
 from latentloom.runtime.handles import ModelHandle
 from nodes.conds import to_conds
+from nodes.previews import latent_preview
 from nodes.values import cpu_float, latent_samples, with_samples
 
 T = api.types
@@ -84,32 +89,50 @@ def model_handle(model: Any) -> ModelHandle:
 
 def _check_channels(model: ModelHandle, samples: Tensor) -> None:
     expected = model.unet.config.in_channels
-    if samples.shape[1] == expected:
-        return
-    detail = " (an inpainting model; it needs the masked image as extra input, which SD1 sampling here lacks)" if expected == 9 else ""
-    raise NodeInputError(
-        "latent_image",
-        f"the latent has {samples.shape[1]} channels but the model {model.source or ''} takes {expected}{detail}",
-    )
+    if is_inpainting_model(expected):
+        expected = LATENT_CHANNELS  # the other 5 are the mask and image latent (diffusion.inpaint)
+    if samples.shape[1] != expected:
+        raise NodeInputError(
+            "latent_image",
+            f"the latent has {samples.shape[1]} channels but the model {model.source or ''} takes {expected}",
+        )
+
+
+def _with_inpaint_inputs(conds: list[Cond], concat: Tensor) -> list[Cond]:
+    return [replace(cond, extra={**cond.extra, "concat": concat}) for cond in conds]
 
 
 def run_ksampler(
-    ctx: api.ExecutionContext, model: Any, *, positive: Any, negative: Any, latent: Any, request: SamplingRequest
+    ctx: api.ExecutionContext,
+    model: Any,
+    *,
+    positive: Any,
+    negative: Any,
+    latent: Any,
+    request: SamplingRequest,
+    previews: PreviewSettings = PreviewSettings(),
 ) -> dict[str, Any]:
-    """Sample ``latent`` (a LATENT dict) and return the new LATENT dict (other entries kept)."""
+    """Sample ``latent`` (a LATENT dict) and return the new LATENT dict (other entries kept).
+
+    Each step's progress report carries a preview of the step's denoised prediction (unless ``previews``
+    is off); the server encodes it only for clients that asked for previews."""
     handle = model_handle(model)
     samples = latent_samples(latent, "latent_image")
     _check_channels(handle, samples)
-    unet = handle.load()  # on the compute device, with the handle's patches (LoRA, merges) applied
+    # On the compute device with the weight patches (LoRA, merges) applied, watched by any observer patch.
+    network = UNetCall(handle.load(), observer=patch_observer(handle.patches))
     device = handle.devices.device
     conds = {side: to_conds(value, side, device=device) for side, value in (("positive", positive), ("negative", negative))}
-    denoiser = make_denoiser(unet, handle.schedule, prediction=handle.prediction_type.value)
+    if is_inpainting_model(handle.unet.config.in_channels):
+        concat = inpaint_concat(samples.to(device=device, dtype=torch.float32), _noise_mask(latent))
+        conds = {side: _with_inpaint_inputs(side_conds, concat) for side, side_conds in conds.items()}
+    denoiser = make_denoiser(network, handle.schedule, prediction=handle.prediction_type.value)
     guided = cfg_denoiser(InterruptibleDenoiser(denoiser, ctx), conds["positive"], conds["negative"],
                           cfg=request.cfg, schedule=handle.schedule)  # fmt: skip
     total = _step_count(handle, request)
 
     def on_step(step: int, x: Tensor, denoised: Tensor, sigma: float) -> None:
-        ctx.progress(step + 1, total)
+        ctx.progress(step + 1, total, preview=latent_preview(denoised, previews))
 
     with torch.inference_mode():
         result = ksample(
@@ -195,13 +218,17 @@ class KSampler(NodeType):
         outputs=(Output(T.LATENT, tooltip="The denoised latent."),),
     )
 
+    def __init__(self, previews: PreviewSettings = PreviewSettings()) -> None:
+        self.previews = previews
+
     def execute(
         self, ctx: api.ExecutionContext, *, model: Any, seed: int, steps: int, cfg: float, sampler_name: str,
         scheduler: str, positive: Any, negative: Any, latent_image: Any, denoise: float,
     ) -> tuple:  # fmt: skip
         request = SamplingRequest(seed=seed, steps=steps, cfg=cfg, sampler_name=sampler_name, scheduler=scheduler,
                                   denoise=denoise)  # fmt: skip
-        return (run_ksampler(ctx, model, positive=positive, negative=negative, latent=latent_image, request=request),)
+        return (run_ksampler(ctx, model, positive=positive, negative=negative, latent=latent_image, request=request,
+                             previews=self.previews),)  # fmt: skip
 
 
 class KSamplerAdvanced(NodeType):
@@ -222,6 +249,9 @@ class KSamplerAdvanced(NodeType):
         outputs=(Output(T.LATENT),),
     )
 
+    def __init__(self, previews: PreviewSettings = PreviewSettings()) -> None:
+        self.previews = previews
+
     def execute(
         self, ctx: api.ExecutionContext, *, model: Any, add_noise: str, noise_seed: int, steps: int, cfg: float,
         sampler_name: str, scheduler: str, positive: Any, negative: Any, latent_image: Any, start_at_step: int,
@@ -232,4 +262,5 @@ class KSamplerAdvanced(NodeType):
             start_step=start_at_step, last_step=end_at_step, add_noise=add_noise == "enable",
             return_with_leftover_noise=return_with_leftover_noise == "enable",
         )  # fmt: skip
-        return (run_ksampler(ctx, model, positive=positive, negative=negative, latent=latent_image, request=request),)
+        return (run_ksampler(ctx, model, positive=positive, negative=negative, latent=latent_image, request=request,
+                             previews=self.previews),)  # fmt: skip

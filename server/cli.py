@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from latentloom.api import LatentLoomError, NodeRegistry
+from latentloom.api.preview import PREVIEW_METHODS
 from latentloom.engine.errors import GraphValidationError
 from latentloom.engine.prompt import validate_prompt
 from latentloom.engine.protocol import validation_error_body
@@ -72,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--history-max-items", type=int, default=10_000, metavar="N", help="finished prompts kept (default %(default)s)"
+    )
+    serve.add_argument(
+        "--preview-method",
+        choices=PREVIEW_METHODS,
+        default="latent2rgb",
+        help="live sampler previews for clients that ask: latent2rgb (auto picks it too) or none (default %(default)s)",
     )
     _add_model_paths_argument(serve)
     _add_compute_arguments(serve)
@@ -182,6 +189,7 @@ def serve_command(args: argparse.Namespace, *, extra_packs: Sequence[Any]) -> in
         history_max_items=max(1, args.history_max_items),
         auth_token=_access_token(args),
         cors_origin=args.enable_cors_header,
+        preview_method=args.preview_method,
     )
     composition = _compose(config, extra_packs, plugins=_plugin_settings(args), compute=_compute(args))
     if composition is None:

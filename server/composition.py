@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 import nodes
-from latentloom.api import NodeRegistry, Services
+from latentloom.api import NodeRegistry, PreviewSettings, Services
 from latentloom.engine.cache import OutputCache
 from latentloom.engine.executor import Executor
 from server.app import create_app
@@ -90,7 +90,9 @@ def compose(
     folders = ModelFolders(
         config.base_dir, extra_paths=config.extra_model_paths, output_dir=config.output_dir
     )
-    services = Services(folders, devices, EmbeddingLibrary(folders.roots("embeddings")))
+    services = Services(
+        folders, devices, EmbeddingLibrary(folders.roots("embeddings")), PreviewSettings(config.preview_method)
+    )
     settings = plugins or PluginSettings()
     custom_nodes_dir = settings.custom_nodes_dir or Path(config.base_dir) / "custom_nodes"
     found = discover_plugins(

@@ -78,6 +78,11 @@ class Config:
     auth_token: str | None = None
     # The one other origin allowed to call the API, with CORS headers (--enable-cors-header); None: off.
     cors_origin: str | None = None
+    # Live sampler previews (--preview-method): "auto", "latent2rgb" or "none" (nothing encoded or sent).
+    preview_method: str = "latent2rgb"
+    # Frames a websocket client may have waiting; a reader that falls further behind loses previews
+    # first and is then disconnected (server.hub).
+    ws_max_pending_frames: int = 1024
 
     def folders(self) -> Folders:
         base = Path(self.base_dir).resolve()

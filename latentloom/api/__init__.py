@@ -4,6 +4,7 @@ from latentloom.api import types
 from latentloom.api.errors import ExecutionInterrupted, LatentLoomError, NodeInputError, NodeTypeConflict
 from latentloom.api.hooks import hookimpl
 from latentloom.api.node import ALWAYS_RUN, ExecutionContext, NodeResult, NodeType
+from latentloom.api.preview import PreviewImage, PreviewSettings
 from latentloom.api.registry import NodeRegistry
 from latentloom.api.schema import (
     BooleanInput,
@@ -38,6 +39,8 @@ __all__ = [
     "NodeType",
     "NodeTypeConflict",
     "Output",
+    "PreviewImage",
+    "PreviewSettings",
     "Services",
     "StringInput",
     "hookimpl",

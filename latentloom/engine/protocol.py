@@ -6,6 +6,8 @@ The web client mirrors EVENT_TYPES. Timestamps are integer milliseconds since th
 
 from __future__ import annotations
 
+import json
+import struct
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -148,6 +150,36 @@ def execution_interrupted(
 
 def _stamp(timestamp: int | None) -> int:
     return now_ms() if timestamp is None else timestamp
+
+
+# ---- binary preview frames (ComfyUI's BinaryEventTypes) ------------------------------------------
+
+# Sent to clients that sent feature_flags without supports_preview_metadata: uint32 kind, uint32 image
+# format (1 JPEG, 2 PNG), the image bytes.
+PREVIEW_IMAGE = 1
+# Sent to clients whose feature_flags say supports_preview_metadata: uint32 kind, uint32 length of the
+# UTF-8 JSON metadata, the metadata, the image bytes.
+PREVIEW_IMAGE_WITH_METADATA = 4
+_IMAGE_FORMATS = MappingProxyType({"image/jpeg": 1, "image/png": 2})
+
+
+def preview_image_frame(image: bytes, *, image_type: str) -> bytes:
+    """A kind-1 frame: no metadata, so the client shows it on the node that is executing."""
+    return struct.pack(">II", PREVIEW_IMAGE, _IMAGE_FORMATS[image_type]) + image
+
+
+def preview_metadata_frame(image: bytes, *, prompt_id: str, node_id: str, image_type: str) -> bytes:
+    """A kind-4 frame naming the prompt and node (top-level nodes: display/real node = node, no parent)."""
+    metadata = {
+        "node_id": node_id,
+        "prompt_id": prompt_id,
+        "display_node_id": node_id,
+        "parent_node_id": None,
+        "real_node_id": node_id,
+        "image_type": image_type,
+    }
+    encoded = json.dumps(metadata).encode("utf-8")
+    return struct.pack(">II", PREVIEW_IMAGE_WITH_METADATA, len(encoded)) + encoded + image
 
 
 # ---- the /prompt 400 body -------------------------------------------------------------------------
