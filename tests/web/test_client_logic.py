@@ -218,17 +218,16 @@ def test_node_outputs_show_images_text_and_report_summaries(page):
       animated: [false],
     })""")
     assert content["images"] == [{"filename": "a.png", "subfolder": "", "type": "output"}]
-    assert content["lines"] == [
+    assert content["lines"] == [  # a compact summary; the full report opens from the node (report-panel.js)
         "two",
         "lines",
-        "UNet inspection · latent 1×4×8×8 · σ 2.500 at step 3/10 (karras)",
-        "architecture: 2 blocks, 2.5M parameters, 4 cross-attention layers",
-        "tokens (share of attention · spatial concentration):",
-        "  hat  60.0% · 0.25",
-        "  cat  20.0% · 0.50",
-        "blocks (activation std, mean, attention entropy):",
-        "  input_blocks.1  std 0.500  mean -0.250  entropy 0.75",
+        "σ 2.500 (step 3/10 karras) · latent 4×8×8",
+        "2 blocks · 2.5M params · 4 cross-attention layers",
+        "block std 0.50 (input_blocks.1) … 0.50 (input_blocks.1)",
+        "top tokens: hat 60.0%, cat 20.0%",
+        "⤢ double-click for the full report",
     ]
+    assert [report["kind"] for report in content["reports"]] == ["unet_inspection"]
 
 
 def test_problems_converting_a_graph_mark_their_nodes(page):

@@ -1,16 +1,19 @@
 // The client's composition root: builds every part, wires them together, loads the node definitions
 // and the last graph (or the default one), then connects the websocket.
 
+import { app as extensionApp } from "../scripts/app.js";
 import { CanvasPointer, LiteGraph } from "../vendor/litegraph/litegraph.es.js";
 import { ApiClient } from "./api.js";
 import { EditorApp } from "./app.js";
 import { EditorCanvas } from "./canvas.js";
 import { Toasts } from "./dom.js";
+import { loadExtensionModules } from "./extensions.js";
 import { GraphModel } from "./graph-model.js";
 import { ImageViewer } from "./image-viewer.js";
 import { parseObjectInfo } from "./node-defs.js";
 import { canvasMenuEntries, nodeMenuEntries } from "./node-menu.js";
 import { registerNodeTypes } from "./node-types.js";
+import { ReportPanel } from "./report-panel.js";
 import { QueuePanel } from "./queue-panel.js";
 import { RunOverlay } from "./run-overlay.js";
 import { RunState } from "./run-state.js";
@@ -47,17 +50,18 @@ function buildParts(root) {
   const history = new UndoHistory(model);
   const viewUrl = (ref) => api.viewUrl(ref);
   const viewer = new ImageViewer({ host: document.body, viewUrl });
+  const reportPanel = new ReportPanel({ host: document.body });
   const overlay = new RunOverlay({ runState, model, editor, viewUrl });
   const textEditor = new TextEditorOverlay({ host: document.body, onCommit: () => model.markChanged("text") });
   const files = new WorkflowFiles({ model, api });
   const app = new EditorApp({
     api, model, editor, history, files, runState, textEditor, toasts, getDefs: () => defs.current,
   });
-  return { defs, api, toasts, model, runState, editor, viewer, overlay, textEditor, files, app };
+  return { defs, api, toasts, model, runState, editor, viewer, reportPanel, overlay, textEditor, files, app };
 }
 
-function nodeServices(parts) {
-  const { api, toasts, editor, viewer, overlay, textEditor, app, model } = parts;
+function nodeServices(parts, { customWidgets }) {
+  const { api, toasts, editor, viewer, reportPanel, overlay, textEditor, app, model } = parts;
   const menuActions = {
     runUpTo: (node) => app.runUpTo(node),
     openImage: (refs, index) => viewer.open(refs, index),
@@ -71,8 +75,11 @@ function nodeServices(parts) {
     onConfigure: (node) => syncNodeSockets(node),
     isLowQuality: () => editor.isLowQuality,
     openImage: (refs, index) => viewer.open(refs, index),
+    openReport: (reports, options) => reportPanel.open(reports, options),
     strokeFor: (node) => overlay.strokeFor(node),
     menuEntries: (node, options) => nodeMenuEntries(node, options, menuActions),
+    nodeCreated: (node) => extensionApp.invoke("nodeCreated", node),
+    customWidgets,
   };
 }
 
@@ -128,18 +135,46 @@ function installMenusAndKeys(parts) {
   });
 }
 
-async function start(root) {
-  const parts = buildParts(root);
-  const { api, defs, editor, files, app, toasts, panel } = { ...parts, ...buildChrome(root, parts) };
-  installMenusAndKeys(parts);
-  api.connect();
+/** Node definitions from the server, as extensions' addCustomNodeDefs leave them (raw, then parsed). */
+async function loadNodeDefs({ api, toasts }) {
+  let objectInfo = {};
   try {
-    defs.current = parseObjectInfo(await api.getObjectInfo());
+    objectInfo = await api.getObjectInfo();
   } catch (error) {
     toasts.error(new Error(`could not load the node types: ${error.message}`));
   }
-  registerNodeTypes(defs.current, nodeServices(parts), { canvasColours: editor.colourTables });
+  await extensionApp.invokeAsync("addCustomNodeDefs", objectInfo);
+  return { objectInfo, parsed: parseObjectInfo(objectInfo) };
+}
+
+/** Web extensions hook in around the node types: imported first, so beforeRegisterNodeDef sees each. */
+async function registerWithExtensions(parts) {
+  const { api, model, editor, app, defs } = parts;
+  extensionApp.bind({ api, model, editor, queue: (options) => app.queue(options) });
+  model.addEventListener("load", () => {
+    for (const node of model.nodes) extensionApp.invoke("loadedGraphNode", node);
+  });
+  await loadExtensionModules(extensionApp, api);
+  await extensionApp.invokeAsync("init");
+  const { objectInfo, parsed } = await loadNodeDefs(parts);
+  defs.current = parsed;
+  const services = nodeServices(parts, { customWidgets: await extensionApp.customWidgets() });
+  await registerNodeTypes(defs.current, services, {
+    canvasColours: editor.colourTables,
+    beforeRegister: (nodeType, def) =>
+      extensionApp.invokeAsync("beforeRegisterNodeDef", nodeType, objectInfo[def.name]),
+  });
+  await extensionApp.invokeAsync("registerCustomNodes");
+}
+
+async function start(root) {
+  const parts = buildParts(root);
+  const { api, files, app, toasts, panel } = { ...parts, ...buildChrome(root, parts) };
+  installMenusAndKeys(parts);
+  api.connect();
+  await registerWithExtensions(parts);
   if (!files.restore()) app.newWorkflow();
+  await extensionApp.invokeAsync("setup");
   panel.refresh().catch((error) => toasts.error(error));
   // Tests and the benchmark drive the app through this handle.
   window.latentloom = parts;

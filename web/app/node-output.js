@@ -13,7 +13,7 @@ const MIN_IMAGE_AREA = 220;
 
 /** An empty display: nothing to show. */
 export function emptyDisplay() {
-  return { images: [], text: [], preview: null };
+  return { images: [], text: [], reports: [], preview: null };
 }
 
 function loadImage(url, node) {
@@ -28,9 +28,9 @@ function loadImage(url, node) {
  * and reports, as report-view.js reads them.
  */
 export function showNodeOutput(node, output, { viewUrl }) {
-  const { images: refs, lines } = outputContent(output);
+  const { images: refs, lines, reports } = outputContent(output);
   const images = refs.map((ref) => loadImage(viewUrl(ref), node));
-  node.display = { images, text: lines.slice(0, MAX_TEXT_LINES), preview: null };
+  node.display = { images, text: lines.slice(0, MAX_TEXT_LINES), reports, preview: null };
   node.outputRefs = refs;
   node.outputCount = (node.outputCount ?? 0) + 1; // previews still loading belong to the run before
   fitNodeToDisplay(node);
@@ -50,6 +50,7 @@ export function showNodePreview(node, blob) {
     const previous = node.display.preview;
     if (previous?.src.startsWith("blob:")) URL.revokeObjectURL(previous.src);
     node.display = { ...node.display, preview: image };
+    node.previewCount = (node.previewCount ?? 0) + 1; // live previews shown so far (the browser tests read it)
     fitNodeToDisplay(node);
     node.setDirtyCanvas(true, false);
   });
@@ -77,7 +78,7 @@ function fitNodeToDisplay(node) {
   const imageHeight = images.length || preview ? MIN_IMAGE_AREA : 0;
   const wanted = contentBottom(node) + textHeight + imageHeight + GAP;
   const longest = Math.max(0, ...text.map((line) => line.length));
-  const textWidth = Math.min(MAX_TEXT_WIDTH, longest * MONO_CHAR_WIDTH + 2 * GAP);
+  const textWidth = Math.min(MAX_TEXT_WIDTH, longest * MONO_CHAR_WIDTH + 3 * GAP); // clip inset + text inset
   const width = Math.max(node.size[0], imageHeight ? 240 : 0, textWidth);
   if (wanted > node.size[1] || width > node.size[0]) {
     node.setSize([width, Math.max(node.size[1], wanted)]);
@@ -111,6 +112,19 @@ function drawText(ctx, lines, [x, y, w]) {
   ctx.clip();
   lines.forEach((line, i) => ctx.fillText(line, x + GAP, y + TEXT_LINE * (i + 1)));
   ctx.restore();
+}
+
+/** The area [x, y, w, h] the node's text takes, or null when it shows none. */
+export function textArea(node) {
+  const { text } = node.display;
+  return text.length ? [GAP, contentBottom(node), node.size[0] - 2 * GAP, text.length * TEXT_LINE + GAP] : null;
+}
+
+/** Whether a point in node coordinates lies on text that summarises a report (which opens in full). */
+export function reportAt(node, [x, y]) {
+  const area = textArea(node);
+  if (!area || !node.display.reports?.length) return false;
+  return x >= area[0] && x <= area[0] + area[2] && y >= area[1] && y <= area[1] + area[3];
 }
 
 /** The area the images take, or null when the node shows none. */

@@ -3,7 +3,7 @@
 // (so any widget can also be fed by a link), outputs, category and description.
 
 import { LGraphNode, LiteGraph, SlotShape } from "../vendor/litegraph/litegraph.es.js";
-import { drawNodeDisplay, emptyDisplay, imageIndexAt } from "./node-output.js";
+import { drawNodeDisplay, emptyDisplay, imageIndexAt, reportAt } from "./node-output.js";
 import { socketColour } from "./theme.js";
 import { addInputWidgets } from "./widgets.js";
 
@@ -11,19 +11,53 @@ const MIN_NODE_WIDTH = 220;
 // Room for "control_after_generate" and a value beside it, as wide as the editors people know.
 const MIN_WIDTH_WITH_CONTROL = 315;
 
+/**
+ * An extension's widget for `input` (getCustomWidgets, by socket type), or null. The server reads widget
+ * values by position among the literal inputs, so a custom widget on a link-only input is display-only.
+ */
+function addExtensionWidget(node, input, services) {
+  const maker = services.customWidgets?.[input.type];
+  const made = maker ? maker(node, input.name, [input.type, input.options]) : null;
+  if (made && !input.isWidget) made.widget.serialize = false;
+  return made;
+}
+
+/**
+ * Moves widgets that save no value after the others: LiteGraph saves widget values at the widget's own
+ * index, so one in between would leave a hole where the next value belongs.
+ */
+function moveValuelessLast(node, widgets) {
+  for (const widget of widgets) {
+    const index = node.widgets.indexOf(widget);
+    if (index >= 0) node.widgets.splice(index, 1);
+    node.widgets.push(widget);
+  }
+}
+
+/** Adds the sockets and widgets; returns the least [width, height] extension widgets asked for. */
 function addInputs(node, def, services) {
-  const buttons = [];
+  const valueless = [];
+  const least = [0, 0];
   for (const input of def.inputs) {
     const extra = { label: input.name, tooltip: input.tooltip };
     if (input.optional) extra.shape = SlotShape.HollowCircle;
-    if (input.isWidget) {
+    const custom = addExtensionWidget(node, input, services);
+    if (custom) {
+      least[0] = Math.max(least[0], custom.minWidth ?? 0);
+      least[1] = Math.max(least[1], custom.minHeight ?? 0);
+      if (custom.widget.serialize === false) valueless.push(custom.widget);
+    } else if (input.isWidget) {
       const button = addInputWidgets(node, input, services);
-      if (button) buttons.push(button);
-      extra.widget = { name: input.name };
+      if (button) valueless.push(button);
     }
+    if (input.isWidget) extra.widget = { name: input.name };
     node.addInput(input.name, input.type, extra);
   }
-  for (const button of buttons) node.addCustomWidget(button);
+  for (const widget of valueless) {
+    if (!node.widgets?.includes(widget)) node.addCustomWidget(widget);
+  }
+  moveValuelessLast(node, valueless);
+  return least;
 }
 
 function addOutputs(node, def) {
@@ -39,18 +73,25 @@ function createNodeClass(def, services) {
     static title = def.displayName;
     static nodeDef = def;
     static description = def.description;
+    static comfyClass = def.name; // ComfyUI's name for the node type, which web extensions test
 
     constructor(title) {
       super(title ?? def.displayName, def.name);
       this.serialize_widgets = true;
       this.display = emptyDisplay();
       this.outputRefs = [];
-      addInputs(this, def, services);
+      const [leastWidth, leastHeight] = addInputs(this, def, services);
       addOutputs(this, def);
       this.strokeStyles.running = () => services.strokeFor(this);
       const [width, height] = this.computeSize();
       const hasControl = this.widgets?.some((widget) => widget.controlsWidget);
-      this.setSize([Math.max(width, hasControl ? MIN_WIDTH_WITH_CONTROL : MIN_NODE_WIDTH), height]);
+      const minWidth = Math.max(leastWidth, hasControl ? MIN_WIDTH_WITH_CONTROL : MIN_NODE_WIDTH);
+      this.setSize([Math.max(width, minWidth), Math.max(height, leastHeight)]);
+      services.nodeCreated?.(this);
+    }
+
+    get comfyClass() {
+      return def.name;
     }
 
     onWidgetChanged() {
@@ -65,6 +106,7 @@ function createNodeClass(def, services) {
     onDblClick(event, pos) {
       const index = imageIndexAt(this, pos);
       if (index >= 0) services.openImage(this.outputRefs, index);
+      else if (reportAt(this, pos)) services.openReport(this.display.reports, { title: this.title });
     }
 
     onConfigure() {
@@ -81,18 +123,19 @@ function createNodeClass(def, services) {
 
 /**
  * Registers a node class for each definition (replacing earlier registrations) and gives every socket
- * type its colour on `canvas`.
+ * type its colour on `canvas`. `beforeRegister(cls, def)` (awaited) may change each class first.
  * @param {Map<string, import("./node-defs.js").NodeDef>} defs
  * @param {object} services { textEditor, uploadImage, reportError, onWidgetChanged, onConfigure,
- *   isLowQuality, openImage, strokeFor, menuEntries }
+ *   isLowQuality, openImage, openReport, strokeFor, menuEntries, nodeCreated?, customWidgets? }
  */
-export function registerNodeTypes(defs, services, { canvasColours }) {
+export async function registerNodeTypes(defs, services, { canvasColours, beforeRegister = null }) {
   for (const type of Object.keys(LiteGraph.registered_node_types)) {
     LiteGraph.unregisterNodeType(type);
   }
   const socketTypes = new Set();
   for (const def of defs.values()) {
     const cls = createNodeClass(def, services);
+    if (beforeRegister) await beforeRegister(cls, def);
     LiteGraph.registerNodeType(def.name, cls);
     cls.category = def.category; // registerNodeType derives it from a path; ours comes from the server
     cls.skip_list = Boolean(def.aliasOf || def.deprecated); // loadable, but not offered in menus

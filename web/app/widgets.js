@@ -8,6 +8,7 @@ import {
   NumberWidget,
   TextWidget,
 } from "../vendor/litegraph/litegraph.es.js";
+import { FilteredComboWidget } from "./combo-filter.js";
 import { decimalsFor } from "./node-defs.js";
 import { MultilineTextWidget } from "./text-widget.js";
 
@@ -60,7 +61,7 @@ function makeCombo(node, input) {
   const values = [...(input.choices ?? [])];
   const fallback = values[0] ?? "";
   const value = values.includes(input.options.default) ? input.options.default : fallback;
-  return new ComboWidget(widgetSpec(input, "combo", value, { values }), node);
+  return new FilteredComboWidget(widgetSpec(input, "combo", value, { values }), node);
 }
 
 function makeBoolean(node, input) {
