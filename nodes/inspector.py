@@ -32,8 +32,6 @@ from latentloom.api import (
     Output,
     StringInput,
 )
-from latentloom.diffusion.denoiser import make_denoiser
-from latentloom.diffusion.guidance import cfg_denoiser
 from latentloom.diffusion.inspect import views
 from latentloom.diffusion.inspect.architecture import BlockInfo, unet_architecture
 from latentloom.diffusion.inspect.capture import CaptureOptions, InspectionObserver, PassCapture
@@ -52,7 +50,6 @@ from latentloom.diffusion.inspect.selection import RESOLUTIONS, SelectionError, 
 from latentloom.diffusion.inspect.trajectory import StepCapture, TrajectoryRecorder, trajectory_options
 from latentloom.diffusion.inspect.views import Picture
 from latentloom.diffusion.noise import initial_noise
-from latentloom.diffusion.sampling import ksample, sample_sigmas
 from latentloom.diffusion.schedulers import SCHEDULER_NAMES
 from latentloom.diffusion.unet_call import UNetCall
 from latentloom.runtime.clip_tokenizer import (
@@ -67,10 +64,10 @@ from latentloom.runtime.prompt_syntax import tokenize_prompt
 from nodes.conds import to_conds
 from nodes.image_files import image_to_pil
 from nodes.images import ImageWriter
-from nodes.sampling import MAX_SEED, MAX_STEPS, InterruptibleDenoiser, model_handle, sampler_choices
+from nodes.sampling import MAX_SEED, MAX_STEPS, SamplingRequest, model_handle, run_ksampler, sampler_choices
 from nodes.services import NodeServices
 from nodes.vae_nodes import vae_handle
-from nodes.values import cpu_float, latent_samples, with_samples
+from nodes.values import latent_samples
 
 T = api.types
 VIEWS = ("overview", "feature maps: magnitude", "feature maps: PCA", "token heat maps", "statistics", "architecture")
@@ -433,9 +430,7 @@ class InspectingKSampler(_Tokens, NodeType):
         vae: Any = None, prompt_text: str = "",
     ) -> NodeResult:  # fmt: skip
         handle, samples = _model_and_latent(model, latent_image, "latent_image")
-        conds = {side: to_conds(value, side, device=handle.devices.device)
-                 for side, value in (("positive", positive), ("negative", negative))}  # fmt: skip
-        context_tokens = conds["positive"][0].embedding.shape[1]
+        context_tokens = _first_embedding(positive, "positive", torch.device("cpu")).shape[1]
         prompt = self.prompt_tokens(prompt_text, services=self.services, width=handle.unet.config.context_dim,
                                     context_tokens=context_tokens)  # fmt: skip
         kept = self.tokens.positions(tokens, prompt, context_tokens)
@@ -443,43 +438,22 @@ class InspectingKSampler(_Tokens, NodeType):
         chosen = _blocks(blocks, architecture)
         settings = {"seed": seed, "steps": steps, "cfg": cfg, "sampler": sampler_name, "scheduler": scheduler,
                     "denoise": denoise, "tokens": list(kept)}  # fmt: skip
-        result, recorded = _sample_recorded(ctx, handle, conds, latent_image, samples, kept=kept, settings=settings)
+        # KSampler's own run on a clone of the model that an observer patch watches; the recorder keeps each
+        # step's first UNet pass (guidance batches the positive side first: its first rows are the positive).
+        observer = InspectionObserver(trajectory_options(tokens=kept, rows=samples.shape[0]))
+        inspected = handle.clone_with_patch(ObserverPatch(observer, label="InspectingKSampler"))
+        recorder = TrajectoryRecorder(observer, rows=samples.shape[0])
+        request = SamplingRequest(seed=seed, steps=steps, cfg=cfg, sampler_name=sampler_name, scheduler=scheduler,
+                                  denoise=denoise)  # fmt: skip
+        result = run_ksampler(ctx, inspected, positive=positive, negative=negative, latent=latent_image,
+                              request=request, previews=self.services.previews, watcher=recorder)  # fmt: skip
+        recorder.finish()
         labels = prompt.labels if prompt else {}
-        report = trajectory_report(recorded, architecture=architecture, tokens=labels, settings=settings)
-        background = _picture_background(result, vae)
-        plots = render(_trajectory_picture(recorded, architecture, chosen, labels, background))
+        report = trajectory_report(recorder.steps, architecture=architecture, tokens=labels, settings=settings)
+        background = _picture_background(result["samples"], vae)
+        plots = render(_trajectory_picture(recorder.steps, architecture, chosen, labels, background))
         ui = {"inspection": [report], "images": _save_views(self.writer, {"trajectory": plots})}
-        return NodeResult(outputs=(with_samples(latent_image, cpu_float(result)), plots), ui=ui)
-
-
-def _sample_recorded(
-    ctx: api.ExecutionContext, handle: ModelHandle, conds: Mapping[str, Any], latent: Mapping[str, Any],
-    samples: Tensor, *, kept: Sequence[int], settings: Mapping[str, Any],
-) -> tuple[Tensor, list[StepCapture]]:  # fmt: skip
-    """KSampler's run (the same denoiser, guidance and ksample call) on a clone of the model that an observer
-    patch watches, recording every step."""
-    # Guidance puts the positive conds first in each batched model call: the first rows are the positive side.
-    observer = InspectionObserver(trajectory_options(tokens=kept, rows=samples.shape[0]))
-    inspected = handle.clone_with_patch(ObserverPatch(observer, label="InspectingKSampler"))
-    recorder = TrajectoryRecorder(observer, rows=samples.shape[0])
-    network = UNetCall(inspected.load(), observer=patch_observer(inspected.patches))
-    denoiser = InterruptibleDenoiser(make_denoiser(network, handle.schedule, prediction=handle.prediction_type.value), ctx)
-    guided = cfg_denoiser(denoiser, conds["positive"], conds["negative"], cfg=settings["cfg"], schedule=handle.schedule)
-    plan = {key: settings[key] for key in ("steps", "scheduler", "denoise")} | {"sampler": settings["sampler"]}
-    total = max(1, len(sample_sigmas(handle.schedule, **plan)) - 1)
-
-    def on_step(index: int, x: Tensor, denoised: Tensor, sigma: float) -> None:
-        recorder(index, x, denoised, sigma)
-        ctx.progress(index + 1, total)
-
-    with torch.inference_mode():
-        result = ksample(
-            recorder.watch(guided), samples.to(device=handle.devices.device, dtype=torch.float32),
-            schedule=handle.schedule, seed=settings["seed"], callback=on_step, noise_mask=latent.get("noise_mask"),
-            batch_indices=latent.get("batch_index"), **plan,
-        )  # fmt: skip
-    recorder.finish()
-    return result, recorder.steps
+        return NodeResult(outputs=(result, plots), ui=ui)
 
 
 def _trajectory_picture(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -81,6 +81,14 @@ class InterruptibleDenoiser:
         return self.denoiser(x, sigma, **extra)
 
 
+class StepWatcher(Protocol):
+    """Watches a sampling run: wraps the guided denoiser once, then is called after every step."""
+
+    def watch(self, denoiser: Denoiser) -> Denoiser: ...
+
+    def __call__(self, step: int, x: Tensor, denoised: Tensor, sigma: float) -> None: ...
+
+
 def model_handle(model: Any) -> ModelHandle:
     if not isinstance(model, ModelHandle):
         raise NodeInputError("model", f"expects a MODEL, got {type(model).__name__}")
@@ -111,11 +119,13 @@ def run_ksampler(
     latent: Any,
     request: SamplingRequest,
     previews: PreviewSettings = PreviewSettings(),
+    watcher: StepWatcher | None = None,
 ) -> dict[str, Any]:
     """Sample ``latent`` (a LATENT dict) and return the new LATENT dict (other entries kept).
 
     Each step's progress report carries a preview of the step's denoised prediction (unless ``previews``
-    is off); the server encodes it only for clients that asked for previews."""
+    is off); the server encodes it only for clients that asked for previews. ``watcher`` sees every
+    evaluation of the guided denoiser and every step (the inspecting sampler's trajectory recorder)."""
     handle = model_handle(model)
     samples = latent_samples(latent, "latent_image")
     _check_channels(handle, samples)
@@ -129,9 +139,13 @@ def run_ksampler(
     denoiser = make_denoiser(network, handle.schedule, prediction=handle.prediction_type.value)
     guided = cfg_denoiser(InterruptibleDenoiser(denoiser, ctx), conds["positive"], conds["negative"],
                           cfg=request.cfg, schedule=handle.schedule)  # fmt: skip
+    if watcher is not None:
+        guided = watcher.watch(guided)
     total = _step_count(handle, request)
 
     def on_step(step: int, x: Tensor, denoised: Tensor, sigma: float) -> None:
+        if watcher is not None:
+            watcher(step, x, denoised, sigma)
         ctx.progress(step + 1, total, preview=latent_preview(denoised, previews))
 
     with torch.inference_mode():

@@ -4,22 +4,17 @@ and a real execution context."""
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from inspector_harness import TINY_CHECKPOINT, Bench, make_registry
 from support import tiny_sd
 from support.checkpoint_factory import write_tiny_sd15_checkpoint
 
-import nodes
-from latentloom.api import NodeRegistry, NodeResult, Services
 from latentloom.diffusion.unet import UNet
 from latentloom.engine.context import NodeContext
-from latentloom.runtime.devices import DeviceManager
 from latentloom.runtime.folders import ModelFolders
-
-TINY_CHECKPOINT = "tiny-sd15.safetensors"
 
 
 @pytest.fixture(scope="session")
@@ -33,29 +28,6 @@ def tiny_base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (base / "models" / "checkpoints").mkdir(parents=True)
     write_tiny_sd15_checkpoint(base / "models" / "checkpoints" / TINY_CHECKPOINT)
     return base
-
-
-@dataclass
-class Bench:
-    """The first-party node types over a base dir, called by name."""
-
-    folders: ModelFolders
-    registry: NodeRegistry
-
-    def run(self, name: str, ctx: Any, **inputs: Any) -> Any:
-        node_type = self.registry.get(name)
-        assert node_type is not None, f"no node type {name}"
-        return node_type.execute(ctx, **inputs)
-
-    def outputs(self, name: str, ctx: Any, **inputs: Any) -> tuple:
-        result = self.run(name, ctx, **inputs)
-        return tuple(result.outputs) if isinstance(result, NodeResult) else result
-
-
-def make_registry(folders: ModelFolders) -> NodeRegistry:
-    registry = NodeRegistry()
-    nodes.register_nodes(registry=registry, services=Services(folders, DeviceManager(device="cpu")))
-    return registry
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import TINY_CHECKPOINT, make_registry
+from inspector_harness import TINY_CHECKPOINT, make_registry
 
 from latentloom import api
 from latentloom.api import Input, NodeSchema, NodeType
