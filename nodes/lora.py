@@ -17,6 +17,7 @@ from torch import Tensor
 
 from latentloom import api
 from latentloom.api import (
+    BooleanInput,
     ComboInput,
     FloatInput,
     Input,
@@ -31,6 +32,7 @@ from latentloom.api import (
 from latentloom.api.errors import LatentLoomError
 from latentloom.runtime.checkpoint import read_state_dict
 from latentloom.runtime.handles import ClipHandle, ModelHandle
+from latentloom.runtime.lora.extract import LORA_TYPES, ExtractError, extract_entries
 from latentloom.runtime.lora.merging import (
     MERGE_MODES,
     kohya_state_dict,
@@ -182,7 +184,9 @@ class LoraMerge(NodeType):
 
 
 class LoraSave(NodeType):
-    """Writes a LORA (from LoraMerge) to the first loras folder in kohya format, never overwriting."""
+    """Writes a LoRA file to the first loras folder, never overwriting: either a LORA from LoraMerge, or one
+    extracted from model differences with ComfyUI's LoraSave inputs (rank, lora_type, bias_diff, model_diff,
+    text_encoder_diff), so its workflows run here too."""
 
     def __init__(self, services: NodeServices) -> None:
         self.services = services
@@ -190,20 +194,53 @@ class LoraSave(NodeType):
             type="LoraSave",
             display_name="Save LoRA",
             category="advanced/model_merging",
-            required=(Input("lora", LORA), StringInput("filename_prefix", default="LatentLoom_lora")),
+            description="Saves a merged LORA, or extracts a LoRA from ModelMergeSubtract / text encoder "
+            "differences (truncated SVD to 'rank', or the full difference).",
+            required=(
+                StringInput("filename_prefix", default="LatentLoom_lora"),
+                IntInput("rank", default=8, min=1, max=4096, tooltip="The rank extracted differences keep."),
+                ComboInput("lora_type", choices=LORA_TYPES, default="standard"),
+                BooleanInput("bias_diff", default=True, tooltip="Also store bias and norm differences."),
+            ),
+            optional=(
+                Input("model_diff", T.MODEL, tooltip="A ModelMergeSubtract output to extract a LoRA from."),
+                Input("text_encoder_diff", T.CLIP, tooltip="A text encoder difference to extract a LoRA from."),
+                Input("lora", LORA, tooltip="A LoraMerge result, saved as it is."),
+            ),
             outputs=(),
             output_node=True,
         )
 
-    def execute(self, ctx: api.ExecutionContext, *, lora: Mapping[str, Any], filename_prefix: str) -> NodeResult:
-        state = kohya_state_dict(lora)
-        entries = [TensorEntry(k, tuple(t.shape), t.dtype, _constant(t)) for k, t in state.items()]
+    def execute(self, ctx: api.ExecutionContext, *, filename_prefix: str, rank: int = 8, lora_type: str = "standard",
+                bias_diff: bool = True, model_diff: Any = None, text_encoder_diff: Any = None,
+                lora: Mapping[str, Any] | None = None) -> NodeResult:  # fmt: skip
+        if lora is not None and (model_diff is not None or text_encoder_diff is not None):
+            raise NodeInputError("lora", "give either a merged LORA or model_diff/text_encoder_diff, not both")
+        if lora is not None:
+            state = kohya_state_dict(lora)
+            entries = [TensorEntry(k, tuple(t.shape), t.dtype, _constant(t)) for k, t in state.items()]
+        else:
+            entries = self._extracted(model_diff, text_encoder_diff, rank=rank, lora_type=lora_type, bias_diff=bias_diff)
         folder = self.services.folders.roots("loras")[0]
         try:
             path = save_new(folder, filename_prefix, entries, metadata={"ss_network_module": "networks.lora"})
         except LatentLoomError as error:
             raise NodeInputError("filename_prefix", str(error)) from error
         return NodeResult(ui={"loras": [{"filename": path.name, "folder": str(path.parent)}]})
+
+    @staticmethod
+    def _extracted(model_diff: Any, text_encoder_diff: Any, **options: Any) -> list[TensorEntry]:
+        if model_diff is None and text_encoder_diff is None:
+            raise NodeInputError("model_diff", "nothing to save: connect model_diff or text_encoder_diff (a "
+                                 "difference to extract a LoRA from) or lora (a LoraMerge result)")  # fmt: skip
+        if model_diff is not None and not isinstance(model_diff, ModelHandle):
+            raise NodeInputError("model_diff", f"expects a MODEL, got {type(model_diff).__name__}")
+        if text_encoder_diff is not None and not isinstance(text_encoder_diff, ClipHandle):
+            raise NodeInputError("text_encoder_diff", f"expects a CLIP, got {type(text_encoder_diff).__name__}")
+        try:
+            return extract_entries(model=model_diff, clip=text_encoder_diff, **options)
+        except ExtractError as error:
+            raise NodeInputError(error.input_name, str(error)) from error
 
 
 def _constant(tensor: Tensor) -> Any:

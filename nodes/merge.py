@@ -54,11 +54,11 @@ class ModelMerge(NodeType):
     """A two-model merge whose coefficients come from the node's number inputs."""
 
     def __init__(self, type_name: str, numbers: tuple[FloatInput, ...], coefficient: Callable[..., Any],
-                 *, description: str) -> None:  # fmt: skip
+                 *, description: str, category: str = CATEGORY) -> None:  # fmt: skip
         self.coefficient = coefficient
         self.schema = NodeSchema(
             type=type_name,
-            category=CATEGORY,
+            category=category,
             description=description,
             required=(Input("model1", T.MODEL), Input("model2", T.MODEL), *numbers),
             outputs=(Output(T.MODEL),),
@@ -100,20 +100,50 @@ def model_merge_mbw() -> ModelMerge:
                       "OUT00–OUT11), the time embedding and the final out layers; 1 keeps model1.")  # fmt: skip
 
 
-class CLIPMergeSimple(NodeType):
-    schema = NodeSchema(
-        type="CLIPMergeSimple",
-        category=CATEGORY,
-        required=(Input("clip1", T.CLIP), Input("clip2", T.CLIP), _ratio("ratio")),
-        outputs=(Output(T.CLIP),),
-    )
+# ComfyUI's ModelMergeSD1 inputs: UNet key prefixes, including label_emb. (SD1 has none; kept for its workflows).
+SD1_BLOCK_PREFIXES = ("time_embed.", "label_emb.", *(f"input_blocks.{i}." for i in range(12)),
+                      *(f"middle_block.{i}." for i in range(3)), *(f"output_blocks.{i}." for i in range(12)), "out.")  # fmt: skip
 
-    def execute(self, ctx: api.ExecutionContext, *, clip1: Any, clip2: Any, ratio: float) -> tuple:
+
+def _sd1_blocks(**ratios: float) -> Callable[[str], tuple[float, float]]:
+    # ComfyUI: a key no prefix names takes the first input's ratio.
+    return merge.by_prefix(ratios, default=ratios[SD1_BLOCK_PREFIXES[0]])
+
+
+def model_merge_sd1(type_name: str = "ModelMergeSD1") -> ModelMerge:
+    """ComfyUI's per-block merge for SD1 (and SD2, same blocks); its inputs are the key prefixes themselves."""
+    return ModelMerge(type_name, tuple(_ratio(prefix) for prefix in SD1_BLOCK_PREFIXES), _sd1_blocks,
+                      description="A ratio per UNet block, named by key prefix as in ComfyUI; 1 keeps model1.",
+                      category=f"{CATEGORY}/model_specific")  # fmt: skip
+
+
+class ClipMerge(NodeType):
+    """A two-text-encoder merge (CLIPMergeSimple, CLIPAdd, CLIPSubtract) by ComfyUI's rules."""
+
+    def __init__(self, type_name: str, numbers: tuple[FloatInput, ...], coefficient: Callable[..., Any]) -> None:
+        self.coefficient = coefficient
+        self.schema = NodeSchema(
+            type=type_name,
+            category=CATEGORY,
+            required=(Input("clip1", T.CLIP), Input("clip2", T.CLIP), *numbers),
+            outputs=(Output(T.CLIP),),
+        )
+
+    def execute(self, ctx: api.ExecutionContext, *, clip1: Any, clip2: Any, **numbers: float) -> tuple:
         first, second = _handle(clip1, "clip1", ClipHandle), _handle(clip2, "clip2", ClipHandle)
         try:
-            return (merge.merge_clips(first, second, ratio=ratio),)
+            return (merge.merge_clips(first, second, self.coefficient(**numbers), label=self.schema.type),)
         except merge.MergeError as error:
             raise NodeInputError("clip2", str(error)) from error
+
+
+def clip_merge_nodes() -> tuple[ClipMerge, ...]:
+    multiplier = FloatInput("multiplier", default=1.0, min=-10.0, max=10.0, step=0.01)
+    return (
+        ClipMerge("CLIPMergeSimple", (_ratio("ratio"),), merge.simple),
+        ClipMerge("CLIPSubtract", (multiplier,), merge.subtract),
+        ClipMerge("CLIPAdd", (), merge.add),
+    )
 
 
 class CheckpointSave(NodeType):
@@ -148,6 +178,8 @@ def merge_node_types(services: NodeServices) -> tuple[NodeType, ...]:
         model_merge_subtract(),
         model_merge_blocks(),
         model_merge_mbw(),
-        CLIPMergeSimple(),
+        model_merge_sd1(),
+        model_merge_sd1("ModelMergeSD2"),
+        *clip_merge_nodes(),
         CheckpointSave(services),
     )

@@ -20,7 +20,7 @@ from latentloom.diffusion.vae import VAE
 from latentloom.runtime.clip_text import ClipSkipOutOfRange, ClipTextEncoder
 from latentloom.runtime.detect import ModelFamily, PredictionType
 from latentloom.runtime.devices import DeviceManager, module_bytes
-from latentloom.runtime.lora.weights import patched_view
+from latentloom.runtime.lora.weights import PatchedViewSlot
 
 if TYPE_CHECKING:
     from latentloom.runtime.clip_tokenizer import ClipTokenizer
@@ -43,15 +43,21 @@ class ModelHandle:
     family: ModelFamily = ModelFamily.SD1
     source: str = ""  # the file it came from, for messages
     patches: tuple[object, ...] = ()
+    # The last patched view of this UNet, shared by every clone (see PatchedViewSlot).
+    views: PatchedViewSlot = field(default_factory=PatchedViewSlot, kw_only=True, repr=False)
 
     def clone_with_patch(self, patch: object) -> ModelHandle:
         return replace(self, patches=(*self.patches, patch))
 
     def load(self) -> UNet:
         """The UNet on the compute device, with this handle's weight patches (LoRA, merges) applied to a
-        view that shares every unpatched tensor with the cached base, which stays unchanged."""
+        view that shares every unpatched tensor with the cached base, which stays unchanged.
+
+        Where weights compute in RAM (no separate accelerator) the patched view is kept for the next load
+        with the same patches; on an accelerator it is recomputed (fast there), so patched tensors never
+        sit in VRAM outside the device manager's accounting."""
         self.devices.load(self.unet)
-        return patched_view(self.unet, self.patches)
+        return self.views.view(self.unet, self.patches, keep=not self.devices.offloads)
 
     def __sizeof_cache__(self) -> int:
         """Bytes of the weights this handle keeps alive (shared with its clones, so counted by each)."""
@@ -67,6 +73,7 @@ class ClipHandle:
     clip_skip: int = 1
     source: str = ""
     patches: tuple[object, ...] = ()  # weight patches (LoRA, merges) on the encoder's own parameter keys
+    views: PatchedViewSlot = field(default_factory=PatchedViewSlot, kw_only=True, repr=False)
 
     def clone_with_patch(self, patch: object) -> ClipHandle:
         return replace(self, patches=(*self.patches, patch))
@@ -91,8 +98,9 @@ class ClipHandle:
     def encode_tokens(self, tokens: TokenizedPrompt) -> tuple[Tensor, Tensor]:
         self.devices.load(self.encoder.model)
         encoder = self.encoder
-        if self.patches:
-            encoder = ClipTextEncoder(patched_view(encoder.model, self.patches), encoder.tokenizer)
+        model = self.views.view(encoder.model, self.patches, keep=not self.devices.offloads)
+        if model is not encoder.model:
+            encoder = ClipTextEncoder(model, encoder.tokenizer)
         cond, pooled = encoder.encode_tokens(tokens, clip_skip=self.clip_skip)
         return cond.cpu(), pooled.cpu()
 

@@ -5,7 +5,7 @@ A merge patch on model A that refers to model B gives, for each parameter key,
 nest: add-difference is ``Add(A, Subtract(B, C, k))``). The coefficients follow ComfyUI's merge nodes:
 
 - ModelMergeSimple / CLIPMergeSimple(ratio): a = ratio, b = 1 - ratio (ratio 1 keeps model 1);
-- ModelMergeAdd: a = b = 1;  ModelMergeSubtract(multiplier): a = multiplier, b = -multiplier;
+- ModelMergeAdd / CLIPAdd: a = b = 1;  ModelMergeSubtract / CLIPSubtract(multiplier): a = multiplier, b = -multiplier;
 - ModelMergeBlocks / MBW: the ratio of the longest block prefix that names the key.
 
 Nothing is merged up front: a merged model costs the two inputs, and while it runs or is saved, the
@@ -86,12 +86,14 @@ def merge_models(
     return model1.clone_with_patch(MergePatch(model2.unet, model2.patches, coefficients, label))
 
 
-def merge_clips(clip1: ClipHandle, clip2: ClipHandle, *, ratio: float) -> ClipHandle:
+def merge_clips(
+    clip1: ClipHandle, clip2: ClipHandle, coefficient: Callable[[str], tuple[float, float]], *, label: str
+) -> ClipHandle:
+    """Text encoder 1 with text encoder 2 merged in by ``coefficient(key) -> (a, b)``."""
     coefficients = merge_coefficients(
-        clip1.encoder.model, clip2.encoder.model, lambda key: (ratio, 1.0 - ratio),
-        skip=lambda key: key.endswith(CLIP_MERGE_SKIPPED),
+        clip1.encoder.model, clip2.encoder.model, coefficient, skip=lambda key: key.endswith(CLIP_MERGE_SKIPPED),
     )  # fmt: skip
-    return clip1.clone_with_patch(MergePatch(clip2.encoder.model, clip2.patches, coefficients, "CLIPMergeSimple"))
+    return clip1.clone_with_patch(MergePatch(clip2.encoder.model, clip2.patches, coefficients, label))
 
 
 def simple(ratio: float) -> Callable[[str], tuple[float, float]]:

@@ -18,10 +18,19 @@ COMFY_NODES: dict[str, list[tuple[str, str, dict]]] = {
     "ModelMergeSubtract": [("model1", "MODEL", {}), ("model2", "MODEL", {}),
                            ("multiplier", "FLOAT", {"default": 1.0, "min": -10.0, "max": 10.0, "step": 0.01})],
     "ModelMergeAdd": [("model1", "MODEL", {}), ("model2", "MODEL", {})],
+    "ModelMergeSD1": [("model1", "MODEL", {}), ("model2", "MODEL", {}),
+                      *((prefix, "FLOAT", RATIO) for prefix in ("time_embed.", "label_emb.",
+                        *(f"input_blocks.{i}." for i in range(12)), *(f"middle_block.{i}." for i in range(3)),
+                        *(f"output_blocks.{i}." for i in range(12)), "out."))],
     "CLIPMergeSimple": [("clip1", "CLIP", {}), ("clip2", "CLIP", {}), ("ratio", "FLOAT", RATIO)],
+    "CLIPSubtract": [("clip1", "CLIP", {}), ("clip2", "CLIP", {}),
+                     ("multiplier", "FLOAT", {"default": 1.0, "min": -10.0, "max": 10.0, "step": 0.01})],
+    "CLIPAdd": [("clip1", "CLIP", {}), ("clip2", "CLIP", {})],
     "CheckpointSave": [("model", "MODEL", {}), ("clip", "CLIP", {}), ("vae", "VAE", {}), ("filename_prefix", "STRING", {})],
 }  # fmt: skip
+COMFY_NODES["ModelMergeSD2"] = COMFY_NODES["ModelMergeSD1"]  # ComfyUI maps both names to one class
 OUTPUTS = {"LoraLoader": ["MODEL", "CLIP"], "LoraLoaderModelOnly": ["MODEL"], "CLIPMergeSimple": ["CLIP"],
+           "CLIPSubtract": ["CLIP"], "CLIPAdd": ["CLIP"],
            "CheckpointSave": []}  # fmt: skip
 
 

@@ -204,16 +204,63 @@ def test_full_difference_keys_patch_weight_and_bias(handles):
     assert_patches_exactly(model.unet, apply_lora(state, model=model).model.load(), expected)
 
 
+def dora_expected(weight, delta, magnitude, *, axis: int, strength: float):
+    """DoRA (Liu et al. 2024): V = W + ΔW; W' = m · V / ‖V‖ per input column (axis 1) or output row (axis 0),
+    the norm written as a loop over slices; strength s blends W + s · (W' − W)."""
+    merged = weight + delta
+    norms = torch.stack([merged.select(axis, i).pow(2).sum().sqrt() for i in range(merged.shape[axis])])
+    shape = [1] * merged.dim()
+    shape[axis] = merged.shape[axis]
+    decomposed = magnitude.reshape(shape) * merged / norms.reshape(shape)
+    return weight + strength * (decomposed - weight)
+
+
+@pytest.mark.parametrize(("axis", "strength"), [(1, 1.0), (1, 0.6), (0, -0.5)])
+def test_dora_scale_renormalises_the_patched_linear_weight(handles, axis, strength):
+    model, _ = handles
+    name = f"lora_unet_{underscored(LINEAR)}"
+    down, up = rand(2, 64, seed=40), rand(32, 2, seed=41)
+    magnitude = torch.rand((1, 64) if axis == 1 else (32, 1), generator=torch.Generator().manual_seed(42)) + 0.5
+    state = {f"{name}.lora_down.weight": down, f"{name}.lora_up.weight": up, f"{name}.alpha": torch.tensor(1.0),
+             f"{name}.dora_scale": magnitude}  # fmt: skip
+    weight = model.unet.get_parameter(LINEAR + ".weight")
+    expected = dora_expected(weight, up @ down * 0.5, magnitude, axis=axis, strength=strength)
+    result = apply_lora(state, model=model, strength_model=strength)
+    assert result.match.unmatched == ()
+    assert_patches_exactly(model.unet, result.model.load(), {LINEAR + ".weight": expected})
+
+
+def test_dora_scale_on_a_conv_layer_normalises_each_input_channel_over_its_kernels(handles):
+    model, _ = handles
+    name = f"lora_unet_{underscored(CONV)}"
+    down, up = rand(4, 32, 3, 3, seed=43), rand(32, 4, 1, 1, seed=44)
+    magnitude = torch.rand(1, 32, 1, 1, generator=torch.Generator().manual_seed(45)) + 0.5
+    state = {f"{name}.lora_down.weight": down, f"{name}.lora_up.weight": up, f"{name}.dora_scale": magnitude}
+    weight = model.unet.get_parameter(CONV + ".weight")
+    delta = (up.flatten(1) @ down.flatten(1)).reshape(weight.shape)
+    expected = dora_expected(weight, delta, magnitude, axis=1, strength=1.0)
+    assert_patches_exactly(model.unet, apply_lora(state, model=model).model.load(), {CONV + ".weight": expected})
+
+
+def test_a_dora_scale_that_fits_no_axis_is_refused_naming_the_layer(handles):
+    model, _ = handles
+    name = f"lora_unet_{underscored(LINEAR)}"
+    state = {f"{name}.lora_down.weight": rand(2, 64, seed=46), f"{name}.lora_up.weight": rand(32, 2, seed=47),
+             f"{name}.dora_scale": torch.ones(1, 7)}  # fmt: skip
+    with pytest.raises(LoraFormatError, match=f"{name} does not fit {LINEAR}.weight.*dora_scale"):
+        apply_lora(state, model=model)
+
+
 def test_keys_that_patch_nothing_are_reported_with_every_key_named(handles):
     model, _ = handles
     good = f"lora_unet_{underscored(LINEAR)}"
     state = {f"{good}.lora_down.weight": rand(2, 64, seed=32), f"{good}.lora_up.weight": rand(32, 2, seed=33),
-             f"{good}.dora_scale": torch.ones(32, 1), "lora_unet_no_such_layer.lora_down.weight": rand(2, 8, seed=34),
+             f"{good}.scale_weight": torch.ones(32, 1), "lora_unet_no_such_layer.lora_down.weight": rand(2, 8, seed=34),
              "lora_unet_no_such_layer.lora_up.weight": rand(8, 2, seed=35), "lora_unet_half_only.lora_down.weight": torch.ones(1, 1),
              "training_step": torch.tensor(3)}  # fmt: skip
     result = apply_lora(state, model=model)
     assert result.match.unmatched == tuple(sorted([
-        f"{good}.dora_scale", "lora_unet_no_such_layer.lora_down.weight", "lora_unet_no_such_layer.lora_up.weight",
+        f"{good}.scale_weight", "lora_unet_no_such_layer.lora_down.weight", "lora_unet_no_such_layer.lora_up.weight",
         "lora_unet_half_only.lora_down.weight", "training_step"]))  # fmt: skip
     assert result.match.describe_unmatched().startswith("5 LoRA keys patch nothing: ")
     assert len(result.model.patches) == 1

@@ -89,6 +89,15 @@ def test_clip_merge_simple_merges_the_text_encoder_weights(bench):
     assert not torch.allclose(merged.encode("a dog")[0], clip_a.encode("a dog")[0])
 
 
+def test_clip_subtract_and_add_follow_comfyui_formulas(bench):
+    (_, clip_a, _), (_, clip_b, _) = bench.load(), bench.load(CHECKPOINT_B)
+    wa, wb = params(clip_a.encoder.model), params(clip_b.encoder.model)
+    (subtracted,) = bench.run("CLIPSubtract", clip1=clip_a, clip2=clip_b, multiplier=0.4)
+    assert_each(patched_view(subtracted.encoder.model, subtracted.patches), {k: 0.4 * (wa[k] - wb[k]) for k in wa})
+    (added,) = bench.run("CLIPAdd", clip1=clip_a, clip2=clip_b)
+    assert_each(patched_view(added.encoder.model, added.patches), {k: wa[k] + wb[k] for k in wa})
+
+
 def test_a_merge_reads_the_second_model_with_its_own_patches(bench):
     (a, _, _), (b, _, _), (c, _, _) = bench.load(), bench.load(CHECKPOINT_B), bench.load(CHECKPOINT_C)
     (b_with_c,) = bench.run("ModelMergeSimple", model1=b, model2=c, ratio=0.5)
@@ -110,3 +119,21 @@ def test_a_merge_holds_references_not_copies_until_it_is_loaded(bench):
     (patch,) = merged.patches
     assert isinstance(patch, merge.MergePatch) and patch.other is b.unet and merged.unet is a.unet
     assert all(isinstance(c, float) for pair in patch.coefficients.values() for c in pair)
+
+
+def test_model_merge_sd1_takes_comfyui_prefix_inputs_and_the_longest_prefix_wins(bench):
+    (a, _, _), (b, _, _) = bench.load(), bench.load(CHECKPOINT_B)
+    wa, wb = params(a.unet), params(b.unet)
+    node = bench.registry.get("ModelMergeSD1")
+    ratios = {spec.name: 1.0 for spec in node.schema.required[2:]}
+    ratios.update({"time_embed.": 0.1, "input_blocks.1.": 0.3, "middle_block.1.": 0.6, "output_blocks.1.": 0.8})
+    (merged,) = bench.run("ModelMergeSD1", model1=a, model2=b, **ratios)
+
+    def ratio(key: str) -> float:  # by hand: "input_blocks.1." never matches input_blocks.10/11 (the dot)
+        named = [prefix for prefix in ratios if key.startswith(prefix)]
+        assert len(named) <= 1, key
+        return ratios[named[0]] if named else 0.1  # unnamed keys take the first input's ratio, as in ComfyUI
+
+    expected = {k: ratio(k) * wa[k] + (1 - ratio(k)) * wb[k] for k in wa}
+    assert any(ratio(k) == 0.3 for k in wa) and any(ratio(k) == 0.8 for k in wa)
+    assert_each(merged.load(), expected)

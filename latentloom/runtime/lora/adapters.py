@@ -7,6 +7,10 @@
 - LoKr (LyCORIS): ``ΔW = w1 ⊗ w2`` (Kronecker product), each side whole or ``a·b``; ``alpha / rank``
   applies only when a side is factored (rank = that factorisation's inner size), as LyCORIS does.
 - Full difference (LyCORIS "full"/kohya "diff"): ``ΔW = diff``.
+- DoRA (Liu et al. 2024; kohya/LyCORIS ``dora_scale``): any of the above as the direction, re-scaled per
+  column: ``W' = m · V / ‖V‖``, ``V = W + ΔW``, with the norm over every axis but the one ``m`` lies on
+  (the input axis for ``m`` of shape [1, in, …], as ComfyUI and kohya write it; the output axis for [out, 1, …],
+  LyCORIS' ``wd_on_out``). Its delta is ``W' − W``, so strength s gives ``W + s · (W' − W)`` as in ComfyUI.
 ``alpha`` absent means alpha = rank (scale 1). Every delta is reshaped to the weight it patches.
 """
 
@@ -127,7 +131,32 @@ class SumAdapter:
         return total
 
 
-Adapter = LoraAdapter | LohaAdapter | LokrAdapter | DiffAdapter | SumAdapter
+@dataclass(frozen=True, eq=False)
+class DoraAdapter:
+    """A direction adapter whose result is re-normalised to the learned magnitude ``scale``."""
+
+    direction: LoraAdapter | LohaAdapter | LokrAdapter | DiffAdapter | SumAdapter
+    scale: Tensor  # [1, in, 1…] (input axis) or [out, 1, 1…] (output axis)
+
+    def delta(self, weight: Tensor) -> Tensor:
+        merged = weight + self.direction.delta(weight)
+        axis = _magnitude_axis(self.scale, weight.shape)
+        others = tuple(d for d in range(merged.dim()) if d != axis)
+        norm = torch.linalg.vector_norm(merged, dim=others, keepdim=True)
+        magnitude = _to(self.scale, weight).reshape(norm.shape)
+        return merged * (magnitude / norm) - weight
+
+
+def _magnitude_axis(scale: Tensor, shape: torch.Size) -> int:
+    """1 when the magnitude runs along the input axis, 0 along the output axis; anything else does not fit."""
+    if len(shape) >= 2 and scale.numel() == shape[1] and (scale.dim() < 2 or scale.shape[1] == shape[1]):
+        return 1
+    if scale.numel() == shape[0] and (scale.dim() < 1 or scale.shape[0] == shape[0]):
+        return 0
+    raise ValueError(f"dora_scale of shape {tuple(scale.shape)} fits neither axis of a weight {tuple(shape)}")
+
+
+Adapter = LoraAdapter | LohaAdapter | LokrAdapter | DiffAdapter | SumAdapter | DoraAdapter
 
 
 def combined(existing: Adapter | None, new: Adapter) -> Adapter:

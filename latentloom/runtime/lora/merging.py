@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from latentloom.api.errors import LatentLoomError
 from latentloom.diffusion.unet_config import UNetConfig
 from latentloom.runtime.lora.adapters import LoraAdapter
+from latentloom.runtime.lora.extract import truncated_factors
 from latentloom.runtime.lora.keys import diffusers_block_prefixes, diffusers_path, unet_index
 from latentloom.runtime.lora.reader import adapters_of, group_layers
 
@@ -114,11 +115,8 @@ def _svd(parts: list[tuple[LoraAdapter, float]], *, rank: int, name: str) -> Lor
         raise LoraMergeError(f"layer {name}: the LoRAs' down factors have different shapes {sorted(kernels)}")
     (down_shape,) = kernels
     delta = sum(_scaled_up(adapter, s).flatten(1) @ adapter.down.float().flatten(1) for adapter, s in parts)
-    u, s, vh = torch.linalg.svd(delta, full_matrices=False)
-    k = min(rank, s.shape[0])
-    root = s[:k].sqrt()
-    up = u[:, :k] * root
-    down = root[:, None] * vh[:k]
+    up, down = truncated_factors(delta, rank)
+    k = up.shape[1]
     up_shape = (up.shape[0], k, 1, 1) if len(down_shape) == 3 else (up.shape[0], k)
     return LoraAdapter(down=down.reshape(k, *down_shape), up=up.reshape(up_shape), alpha=float(k))
 

@@ -18,6 +18,7 @@ from latentloom.api.errors import LatentLoomError
 from latentloom.runtime.lora.adapters import (
     Adapter,
     DiffAdapter,
+    DoraAdapter,
     LohaAdapter,
     LokrAdapter,
     LoraAdapter,
@@ -55,6 +56,7 @@ SUFFIXES = {
     ".lokr_t2": "lokr_t2",
     ".diff": "diff",
     ".diff_b": "diff_b",
+    ".dora_scale": "dora_scale",
 }
 _BY_LENGTH = sorted(SUFFIXES, key=len, reverse=True)
 
@@ -112,7 +114,18 @@ def adapters_of(layer: LoraLayer) -> list[tuple[str, Adapter]]:
         found.append(("weight", DiffAdapter(f["diff"])))
     if "diff_b" in f:
         found.append(("bias", DiffAdapter(f["diff_b"])))
-    return found
+    return _with_dora(found, f.get("dora_scale"))
+
+
+def _with_dora(found: list[tuple[str, Adapter]], scale: Tensor | None) -> list[tuple[str, Adapter]]:
+    """A layer's weight adapters (summed) as the direction of its DoRA magnitude, when it has one."""
+    weights = [adapter for param, adapter in found if param == "weight"]
+    if scale is None or not weights:
+        return found
+    direction = weights[0]
+    for adapter in weights[1:]:
+        direction = combined(direction, adapter)
+    return [*((p, a) for p, a in found if p != "weight"), ("weight", DoraAdapter(direction, scale))]
 
 
 @dataclass(frozen=True)
@@ -162,7 +175,7 @@ def _check_shape(
     weight = state[key]
     try:
         adapter.delta(torch.empty(weight.shape, device="meta", dtype=weight.dtype))
-    except RuntimeError as error:
+    except (RuntimeError, ValueError) as error:
         shapes = {k: tuple(t.shape) for k, t in layer.factors.items() if t.dim()}
         raise LoraFormatError(
             f"{source}: {layer.name} does not fit {key} {tuple(weight.shape)}: factors {shapes} ({error})"

@@ -11,6 +11,7 @@ they were, so a cached checkpoint serves every graph at once.
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Collection, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -91,3 +92,58 @@ def shallow_clone(module: nn.Module) -> nn.Module:
     clone._modules = {name: None if child is None else shallow_clone(child) for name, child in module._modules.items()}
     return clone
 
+
+
+class PatchedViewSlot:
+    """The last patched view of one base module, kept so that running the same patched model again
+    (a new seed, a second prompt) does not recompute every patched tensor.
+
+    One slot is shared by every handle cloned from the same loaded model, so at most one patched set per
+    base model is alive: a view for other patches replaces it (dropped before the new one is computed, so
+    two never coexist). The entry is valid for the exact patch objects, the same base module and the base's
+    placement (device, dtype, storage), so a model moved off the device and back is patched afresh.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple[object, ...] | None = None
+        self._view: nn.Module | None = None
+
+    def view(self, module: nn.Module, patches: Sequence[object], *, keep: bool = True) -> nn.Module:
+        """``patched_view(module, patches)``, from the slot when nothing changed; ``keep=False`` computes
+        without keeping (and clears the slot)."""
+        active = weight_patches(patches)
+        if not active:
+            return module
+        key = (module, _placement(module), *active)
+        with self._lock:
+            if keep and self._view is not None and _same(self._key, key):
+                return self._view
+            self._key, self._view = None, None  # free the old view before computing the new one
+            view = patched_view(module, active)
+            if keep:
+                self._key, self._view = key, view
+            return view
+
+    def clear(self) -> None:
+        with self._lock:
+            self._key, self._view = None, None
+
+    @property
+    def holds_view(self) -> bool:
+        return self._view is not None
+
+
+def _placement(module: nn.Module) -> tuple[object, ...]:
+    first = next(module.parameters(), None)
+    return () if first is None else (first.device, first.dtype, first.data_ptr())
+
+
+def _same(old: tuple[object, ...] | None, new: tuple[object, ...]) -> bool:
+    """Patches compare by identity (a new LoRA node run is a new patch), placements by value."""
+    if old is None or len(old) != len(new):
+        return False
+    module_old, placement_old, *patches_old = old
+    module_new, placement_new, *patches_new = new
+    return (module_old is module_new and placement_old == placement_new
+            and all(a is b for a, b in zip(patches_old, patches_new, strict=True)))  # fmt: skip
