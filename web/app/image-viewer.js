@@ -3,6 +3,11 @@
 
 import { h } from "./dom.js";
 
+/** What to call an output image: the name its node gave it (the inspector's `view`), else its file name. */
+export function imageTitle(ref) {
+  return ref.view ?? ref.title ?? ref.filename;
+}
+
 export class ImageViewer {
   /** @param {{host: HTMLElement, viewUrl: (ref: object) => string}} options */
   constructor({ host, viewUrl }) {
@@ -47,7 +52,8 @@ export class ImageViewer {
     this.image.src = url;
     const position = this.refs.length > 1 ? ` (${this.index + 1}/${this.refs.length})` : "";
     const link = h("a", { href: url, target: "_blank", rel: "noopener" }, "open original");
-    this.caption.replaceChildren(`${ref.filename}${position} · `, link);
+    const file = imageTitle(ref) === ref.filename ? "" : ` · ${ref.filename}`;
+    this.caption.replaceChildren(`${imageTitle(ref)}${position}${file} · `, link);
   }
 
   step(delta, event) {

@@ -1,7 +1,9 @@
 // What a node shows below its widgets after it ran: its output images (or the live latent preview while it
-// runs) and any text it returned. The data lives on the node as `node.display`; drawing reads it.
+// runs) and any text it returned. The data lives on the node as `node.display`; drawing reads it. Several
+// images show one at a time, large, with a pager under them (◀ 2 / 6 · title ▶), for any node.
 
 import { LiteGraph } from "../vendor/litegraph/litegraph.es.js";
+import { imageTitle } from "./image-viewer.js";
 import { outputContent } from "./report-view.js";
 
 const GAP = 6;
@@ -10,17 +12,30 @@ const MAX_TEXT_LINES = 24;
 const MONO_CHAR_WIDTH = 7.3; // 12px monospace
 const MAX_TEXT_WIDTH = 560;
 const MIN_IMAGE_AREA = 220;
+const MIN_IMAGE_WIDTH = 240;
+const MAX_IMAGE_SIDE = 512; // a picture grows the node up to this, in either direction
+const PAGER_HEIGHT = 20;
+const PAGER_BUTTON = 24;
 
-/** An empty display: nothing to show. */
+/** An empty display: nothing to show. `page` is the index of the image shown. */
 export function emptyDisplay() {
-  return { images: [], text: [], reports: [], preview: null };
+  return { images: [], titles: [], page: 0, text: [], reports: [], preview: null };
 }
 
 function loadImage(url, node) {
   const image = new Image();
-  image.addEventListener("load", () => node.setDirtyCanvas(true, false));
+  image.addEventListener("load", () => {
+    if (node.display.images.includes(image)) fitNodeToDisplay(node); // its size is known only now
+    node.setDirtyCanvas(true, false);
+  });
   image.src = url;
   return image;
+}
+
+/** A rerun keeps the page when it shows the same picture there (the inspector's heat maps stay in view). */
+function keptPage(previous, titles) {
+  const page = previous?.page;
+  return Number.isInteger(page) && page < titles.length && previous.titles?.[page] === titles[page] ? page : 0;
 }
 
 /**
@@ -30,7 +45,9 @@ function loadImage(url, node) {
 export function showNodeOutput(node, output, { viewUrl }) {
   const { images: refs, lines, reports } = outputContent(output);
   const images = refs.map((ref) => loadImage(viewUrl(ref), node));
-  node.display = { images, text: lines.slice(0, MAX_TEXT_LINES), reports, preview: null };
+  const titles = refs.map(imageTitle);
+  const page = keptPage(node.display, titles);
+  node.display = { images, titles, page, text: lines.slice(0, MAX_TEXT_LINES), reports, preview: null };
   node.outputRefs = refs;
   node.outputCount = (node.outputCount ?? 0) + 1; // previews still loading belong to the run before
   fitNodeToDisplay(node);
@@ -71,35 +88,78 @@ function contentBottom(node) {
   return Math.max(bottom, rows * LiteGraph.NODE_SLOT_HEIGHT + GAP);
 }
 
+function hasPager({ images, preview }) {
+  return images.length > 1 && !preview;
+}
+
+function isLoaded(image) {
+  return image.complete && image.naturalWidth > 0;
+}
+
+/**
+ * The [width, height] the image area wants: as wide as the widest picture (up to MAX_IMAGE_SIDE), and as
+ * tall as the tallest one needs at the node's width, so that paging never resizes the node.
+ */
+function wantedImageArea(node, images) {
+  const loaded = images.filter(isLoaded);
+  const widest = Math.max(0, ...loaded.map((image) => image.naturalWidth));
+  const width = Math.max(MIN_IMAGE_WIDTH, Math.min(MAX_IMAGE_SIDE, widest));
+  const across = Math.max(width, node.size[0] - 2 * GAP);
+  const heights = loaded.map((image) => Math.min(MAX_IMAGE_SIDE, (across * image.naturalHeight) / image.naturalWidth));
+  return [width, Math.max(MIN_IMAGE_AREA, ...heights)];
+}
+
 /** Grows the node (never shrinks it) so that `display` has room. */
 function fitNodeToDisplay(node) {
   const { images, text, preview } = node.display;
   const textHeight = text.length ? text.length * TEXT_LINE + 2 * GAP : 0;
-  const imageHeight = images.length || preview ? MIN_IMAGE_AREA : 0;
-  const wanted = contentBottom(node) + textHeight + imageHeight + GAP;
+  const shown = preview ? [preview] : images;
+  const [imageWidth, imageHeight] = shown.length ? wantedImageArea(node, shown) : [0, 0];
+  const pagerHeight = hasPager(node.display) ? PAGER_HEIGHT + GAP : 0;
+  const wanted = contentBottom(node) + textHeight + imageHeight + pagerHeight + GAP;
   const longest = Math.max(0, ...text.map((line) => line.length));
   const textWidth = Math.min(MAX_TEXT_WIDTH, longest * MONO_CHAR_WIDTH + 3 * GAP); // clip inset + text inset
-  const width = Math.max(node.size[0], imageHeight ? 240 : 0, textWidth);
+  const width = Math.max(node.size[0], imageWidth ? imageWidth + 2 * GAP : 0, textWidth);
   if (wanted > node.size[1] || width > node.size[0]) {
     node.setSize([width, Math.max(node.size[1], wanted)]);
   }
 }
 
-/** The rectangle [x, y, w, h] of image `index` of `count` laid out in a grid filling `area`. */
-function imageCell(area, index, count) {
-  const columns = Math.ceil(Math.sqrt(count));
-  const rows = Math.ceil(count / columns);
-  const w = area[2] / columns;
-  const h = area[3] / rows;
-  return [area[0] + (index % columns) * w, area[1] + Math.floor(index / columns) * h, w, h];
-}
-
 function drawImageFitted(ctx, image, [x, y, w, h]) {
-  if (!image.complete || !image.naturalWidth) return;
+  if (!isLoaded(image)) return;
   const scale = Math.min(w / image.naturalWidth, h / image.naturalHeight);
   const dw = image.naturalWidth * scale;
   const dh = image.naturalHeight * scale;
-  ctx.drawImage(image, x + (w - dw) / 2, y + (h - dh) / 2, dw, dh);
+  ctx.drawImage(image, x + (w - dw) / 2, y, dw, dh); // at the top: under the text, however tall the area
+}
+
+/** The longest start of `text` (with an ellipsis when cut) that fits `width` in the context's font. */
+function fitText(ctx, text, width) {
+  if (ctx.measureText(text).width <= width) return text;
+  let end = text.length;
+  while (end > 0 && ctx.measureText(`${text.slice(0, end)}…`).width > width) end--;
+  return `${text.slice(0, end)}…`;
+}
+
+/** The pager's label: "2 / 6 · heat maps". */
+export function pagerLabel({ images, titles, page }) {
+  return `${page + 1} / ${images.length} · ${titles[page] ?? ""}`;
+}
+
+function drawPager(ctx, display, [x, y, w, h]) {
+  ctx.save();
+  ctx.fillStyle = LiteGraph.WIDGET_BGCOLOR;
+  ctx.beginPath();
+  ctx.roundRect(x, y, w, h, h / 2);
+  ctx.fill();
+  ctx.fillStyle = LiteGraph.WIDGET_TEXT_COLOR;
+  ctx.font = "12px sans-serif";
+  ctx.textBaseline = "middle";
+  ctx.textAlign = "center";
+  ctx.fillText("◀", x + PAGER_BUTTON / 2, y + h / 2);
+  ctx.fillText("▶", x + w - PAGER_BUTTON / 2, y + h / 2);
+  ctx.fillText(fitText(ctx, pagerLabel(display), w - 2 * PAGER_BUTTON), x + w / 2, y + h / 2);
+  ctx.restore();
 }
 
 function drawText(ctx, lines, [x, y, w]) {
@@ -127,14 +187,39 @@ export function reportAt(node, [x, y]) {
   return x >= area[0] && x <= area[0] + area[2] && y >= area[1] && y <= area[1] + area[3];
 }
 
-/** The area the images take, or null when the node shows none. */
+/** The area the shown image takes, or null when the node shows none. */
 function imageArea(node) {
   const { images, preview, text } = node.display;
   if (!images.length && !preview) return null;
   const textHeight = text.length ? text.length * TEXT_LINE + 2 * GAP : 0;
   const top = contentBottom(node) + textHeight + GAP;
-  const height = node.size[1] - top - GAP;
+  const pagerHeight = hasPager(node.display) ? PAGER_HEIGHT + GAP : 0;
+  const height = node.size[1] - top - pagerHeight - GAP;
   return height > 20 ? [GAP, top, node.size[0] - 2 * GAP, height] : null;
+}
+
+/** The pager's area [x, y, w, h] under the image, or null when the node shows one image or none. */
+function pagerArea(node) {
+  const area = imageArea(node);
+  if (!area || !hasPager(node.display)) return null;
+  return [area[0], area[1] + area[3] + GAP, area[2], PAGER_HEIGHT];
+}
+
+/** Shows the image `delta` pages on (wrapping around); false when the node has no pages to turn. */
+export function turnPage(node, delta) {
+  const { images, page } = node.display;
+  if (!hasPager(node.display)) return false;
+  node.display = { ...node.display, page: (page + delta + images.length) % images.length };
+  node.setDirtyCanvas(true, false);
+  return true;
+}
+
+/** -1 or 1 when a point in node coordinates lies on the pager's ◀ or ▶ button, else 0. */
+export function pagerButtonAt(node, [x, y]) {
+  const area = pagerArea(node);
+  if (!area || y < area[1] || y > area[1] + area[3] || x < area[0] || x > area[0] + area[2]) return 0;
+  if (x <= area[0] + PAGER_BUTTON) return -1;
+  return x >= area[0] + area[2] - PAGER_BUTTON ? 1 : 0;
 }
 
 /** Draws the node's display (called from the node's onDrawBackground). */
@@ -150,17 +235,16 @@ export function drawNodeDisplay(node, ctx, { lowQuality }) {
     drawImageFitted(ctx, preview, area);
     return;
   }
-  images.forEach((image, i) => drawImageFitted(ctx, image, imageCell(area, i, images.length)));
+  drawImageFitted(ctx, images[node.display.page], area);
+  const pager = pagerArea(node);
+  if (pager && !lowQuality) drawPager(ctx, node.display, pager);
 }
 
-/** The index of the output image under a point in node coordinates, or -1. */
+/** The index of the output image shown under a point in node coordinates, or -1. */
 export function imageIndexAt(node, [x, y]) {
   const area = imageArea(node);
-  const { images } = node.display;
-  if (!area || !images.length) return -1;
-  for (let i = 0; i < images.length; i++) {
-    const [cx, cy, cw, ch] = imageCell(area, i, images.length);
-    if (x >= cx && x <= cx + cw && y >= cy && y <= cy + ch) return i;
-  }
-  return -1;
+  const { images, preview, page } = node.display;
+  if (!area || !images.length || preview) return -1;
+  const inside = x >= area[0] && x <= area[0] + area[2] && y >= area[1] && y <= area[1] + area[3];
+  return inside ? page : -1;
 }

@@ -3,7 +3,7 @@
 // (so any widget can also be fed by a link), outputs, category and description.
 
 import { LGraphNode, LiteGraph, SlotShape } from "../vendor/litegraph/litegraph.es.js";
-import { drawNodeDisplay, emptyDisplay, imageIndexAt, reportAt } from "./node-output.js";
+import { drawNodeDisplay, emptyDisplay, imageIndexAt, pagerButtonAt, reportAt, turnPage } from "./node-output.js";
 import { socketColour } from "./theme.js";
 import { addInputWidgets } from "./widgets.js";
 
@@ -80,6 +80,10 @@ function createNodeClass(def, services) {
       this.serialize_widgets = true;
       this.display = emptyDisplay();
       this.outputRefs = [];
+      // LGraphNode sets an own onMouseDown (its title buttons), which a class method would not override.
+      const titleButtonsMouseDown = this.onMouseDown;
+      this.onMouseDown = (event, pos, canvas) =>
+        this.onPagerMouseDown(event, pos, canvas) || Boolean(titleButtonsMouseDown?.call(this, event, pos, canvas));
       const [leastWidth, leastHeight] = addInputs(this, def, services);
       addOutputs(this, def);
       this.strokeStyles.running = () => services.strokeFor(this);
@@ -107,6 +111,20 @@ function createNodeClass(def, services) {
       const index = imageIndexAt(this, pos);
       if (index >= 0) services.openImage(this.outputRefs, index);
       else if (reportAt(this, pos)) services.openReport(this.display.reports, { title: this.title });
+    }
+
+    /** Turns the output pager on a click on ◀ or ▶; true when it took the click. */
+    onPagerMouseDown(event, pos, canvas) {
+      const delta = pagerButtonAt(this, pos);
+      if (!delta) return false;
+      turnPage(this, delta);
+      canvas.processSelect(this, event, true); // a click the node takes is one LiteGraph does not select on
+      return true;
+    }
+
+    onKeyDown(event) {
+      const delta = { ArrowLeft: -1, ArrowRight: 1 }[event.key];
+      if (delta && turnPage(this, delta)) event.preventDefault();
     }
 
     onConfigure() {
