@@ -78,7 +78,8 @@ async def ask_for_previews(client, ws, sid: str, flags: dict[str, Any]) -> None:
     """Send feature_flags and wait until the hub has read them (the next prompt then sees the client)."""
     await ws.send_str(json.dumps({"type": "feature_flags", "data": flags}))
     hub = client.server.app[HUB]
-    for _ in range(200):
+    deadline = asyncio.get_running_loop().time() + EVENT_TIMEOUT  # by the clock: a loaded machine sleeps long
+    while asyncio.get_running_loop().time() < deadline:
         if hub.client(sid) is not None and hub.client(sid).preview_kind is not None:
             return
         await asyncio.sleep(0.01)

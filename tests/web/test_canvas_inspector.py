@@ -95,26 +95,42 @@ def assert_readable_in_node(shown: dict) -> None:
     assert max(shown["textWidths"]) <= shown["width"] - 18
 
 
-def open_full_report(canvas: CanvasPage, node_id: int):
-    """Double-clicks the node's summary text, as a person would; returns the report panel's locator."""
-    x, y, left, top = canvas.js(
+def summary_point(canvas: CanvasPage, node_id: int) -> list[float]:
+    """A point on the node's summary text, in node coordinates (as LiteGraph hands them to onDblClick)."""
+    return canvas.js(
         f"""async () => {{
           const {{ textArea }} = await import('/app/node-output.js');
-          const node = window.latentloom.model.nodeById({node_id});
-          return [node.pos[0], node.pos[1], ...textArea(node).slice(0, 2)];
+          const [left, top] = textArea(window.latentloom.model.nodeById({node_id}));
+          return [left + 40, top + 8];
         }}"""
     )
+
+
+def open_full_report(canvas: CanvasPage, node_id: int):
+    """Double-clicks the node's summary text, as a person would; returns the report panel's locator."""
+    left, top = summary_point(canvas, node_id)
+    x, y = canvas.js(f"() => window.latentloom.model.nodeById({node_id}).pos")
     panel = canvas.page.locator(".ll-report")
-    # LiteGraph counts two presses as a double-click only within 300 ms by event time; a busy machine can
-    # stretch that, and a person would then simply double-click again.
+    # LiteGraph counts two presses as a double-click only within its window by event time (theme.js: 500 ms);
+    # a busy machine can stretch that, and a person would then simply double-click again.
     for _ in range(3):
-        canvas.double_click(canvas.to_screen([x + left + 40, y + top + 8]))
+        canvas.double_click(canvas.to_screen([x + left, y + top]))
         try:
             panel.wait_for(timeout=3_000)
             return panel
         except PlaywrightTimeout:
             continue
     raise AssertionError("double-clicking the report summary opened no report panel")
+
+
+def open_full_report_by_handler(canvas: CanvasPage, node_id: int):
+    """Calls the node's double-click handler on its summary text, the code a double-click reaches, without
+    LiteGraph's press-timing window (a real double-click is proven by open_full_report); returns the panel."""
+    point = summary_point(canvas, node_id)
+    canvas.js(f"(point) => window.latentloom.model.nodeById({node_id}).onDblClick(undefined, point)", point)
+    panel = canvas.page.locator(".ll-report")
+    panel.wait_for()
+    return panel
 
 
 def section_table(panel, title_start: str) -> dict[str, list]:
@@ -206,7 +222,7 @@ def test_inspecting_sampler_shows_its_trajectory_plots_and_a_per_step_report(can
     assert shown["text"][0] == "3 steps euler/normal · cfg 8 · seed 0"
     assert shown["text"][2].startswith(f"σ {steps[0]['sigma']:.2f} → {steps[-1]['sigma']:.2f} · last-step entropy ")
 
-    panel = open_full_report(canvas, sampler)
+    panel = open_full_report_by_handler(canvas, sampler)
     canvas.screenshot(artifacts / "16-inspecting-sampler-full-report.png")
     per_step = section_table(panel, "Per step")
     assert [row[:2] for row in per_step["rows"]] == [[str(s["step"] + 1), f"{s['sigma']:.3f}"] for s in steps]
