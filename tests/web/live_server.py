@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from aiohttp import web
+from support.checkpoint_factory import write_tiny_sd15_checkpoint
 
 from server.composition import build_app
 from server.config import Config
@@ -56,3 +59,20 @@ class LiveServer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(START_TIMEOUT)
         self._loop.close()
+
+
+@contextmanager
+def running(base_dir: Path) -> Iterator[LiveServer]:
+    """A started server over ``base_dir``, stopped on leaving the block."""
+    server = LiveServer(base_dir).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def with_tiny_checkpoint(base_dir: Path, name: str) -> Path:
+    """``base_dir`` with the tiny SD1.5-layout checkpoint in models/checkpoints/ under ``name``."""
+    (base_dir / "models" / "checkpoints").mkdir(parents=True)
+    write_tiny_sd15_checkpoint(base_dir / "models" / "checkpoints" / name)
+    return base_dir

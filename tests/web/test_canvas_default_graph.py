@@ -12,7 +12,7 @@ from latentloom.runtime.demo_checkpoint import DEMO_CHECKPOINT_NAME, write_demo_
 from latentloom.runtime.folders import ModelFolders
 
 from .canvas_driver import CanvasPage
-from .live_server import LiveServer
+from .live_server import LiveServer, running
 
 pytestmark = pytest.mark.browser
 
@@ -23,9 +23,8 @@ RUN_TIMEOUT_MS = 60_000
 def sd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     base = tmp_path_factory.mktemp("sd_server")
     write_demo_checkpoint(ModelFolders(base))
-    server = LiveServer(base).start()
-    yield server
-    server.stop()
+    with running(base) as server:
+        yield server
 
 
 @pytest.fixture

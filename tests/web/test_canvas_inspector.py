@@ -8,10 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
-from support.checkpoint_factory import write_tiny_sd15_checkpoint
 
 from .canvas_driver import CanvasPage
-from .live_server import LiveServer
+from .live_server import LiveServer, running, with_tiny_checkpoint
 
 pytestmark = pytest.mark.browser
 
@@ -26,12 +25,8 @@ SUMMARY_FONT = "12px ui-monospace, Menlo, Consolas, monospace"  # node-output.js
 @pytest.fixture(scope="module")
 def inspector_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A live server whose models/checkpoints holds the tiny checkpoint."""
-    base = tmp_path_factory.mktemp("inspector_server")
-    (base / "models" / "checkpoints").mkdir(parents=True)
-    write_tiny_sd15_checkpoint(base / "models" / "checkpoints" / CHECKPOINT)
-    server = LiveServer(base).start()
-    yield server
-    server.stop()
+    with running(with_tiny_checkpoint(tmp_path_factory.mktemp("inspector_server"), CHECKPOINT)) as server:
+        yield server
 
 
 @pytest.fixture

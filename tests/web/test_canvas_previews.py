@@ -11,7 +11,7 @@ from latentloom.runtime.demo_checkpoint import write_demo_checkpoint
 from latentloom.runtime.folders import ModelFolders
 
 from .canvas_driver import CanvasPage
-from .live_server import LiveServer
+from .live_server import LiveServer, running
 
 pytestmark = pytest.mark.browser
 
@@ -24,9 +24,8 @@ STEPS = 3
 def sd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     base = tmp_path_factory.mktemp("preview_server")
     write_demo_checkpoint(ModelFolders(base))
-    server = LiveServer(base).start()
-    yield server
-    server.stop()
+    with running(base) as server:
+        yield server
 
 
 @pytest.fixture
