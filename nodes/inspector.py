@@ -64,7 +64,7 @@ from latentloom.runtime.prompt_syntax import tokenize_prompt
 from nodes.conds import to_conds
 from nodes.image_files import image_to_pil
 from nodes.images import ImageWriter
-from nodes.sampling import MAX_SEED, MAX_STEPS, SamplingRequest, model_handle, run_ksampler, sampler_choices
+from nodes.sampling import MAX_SEED, MAX_STEPS, SamplingRequest, ksampler_inputs, model_handle, run_ksampler
 from nodes.services import NodeServices
 from nodes.vae_nodes import vae_handle
 from nodes.values import latent_samples
@@ -408,16 +408,7 @@ class InspectingKSampler(_Tokens, NodeType):
                         "chosen tokens are attended to; plots them. Its latent equals KSampler's.",  # fmt: skip
             output_node=True,
             required=(
-                Input("model", T.MODEL),
-                IntInput("seed", default=0, min=0, max=MAX_SEED, control_after_generate=True),
-                IntInput("steps", default=20, min=1, max=MAX_STEPS),
-                FloatInput("cfg", default=8.0, min=0.0, max=100.0, step=0.1, round=0.01),
-                ComboInput("sampler_name", choices=sampler_choices()),
-                ComboInput("scheduler", choices=SCHEDULER_NAMES),
-                Input("positive", T.CONDITIONING),
-                Input("negative", T.CONDITIONING),
-                Input("latent_image", T.LATENT),
-                FloatInput("denoise", default=1.0, min=0.0, max=1.0, step=0.01),
+                *ksampler_inputs(),
                 *_selection_inputs(),
             ),
             optional=_optional_inputs(),

@@ -217,6 +217,16 @@ def _guidance_inputs() -> tuple[Input, ...]:
     )
 
 
+def ksampler_inputs() -> tuple[Input, ...]:
+    """KSampler's inputs in its order (the inspecting sampler takes the same ones first)."""
+    return (
+        *_sampling_inputs("seed"),
+        *_guidance_inputs(),
+        FloatInput("denoise", default=1.0, min=0.0, max=1.0, step=0.01,
+                   tooltip="How much to denoise: below 1 keeps the structure of the input latent (img2img)."),  # fmt: skip
+    )
+
+
 class KSampler(NodeType):
     schema = NodeSchema(
         type="KSampler",
@@ -224,10 +234,7 @@ class KSampler(NodeType):
         category="sampling",
         description="Denoises the latent with the model, guided by the positive and negative conditioning.",
         required=(
-            *_sampling_inputs("seed"),
-            *_guidance_inputs(),
-            FloatInput("denoise", default=1.0, min=0.0, max=1.0, step=0.01,
-                       tooltip="How much to denoise: below 1 keeps the structure of the input latent (img2img)."),  # fmt: skip
+            *ksampler_inputs(),
         ),
         outputs=(Output(T.LATENT, tooltip="The denoised latent."),),
     )
