@@ -186,6 +186,17 @@ class CanvasPage:
     def double_click(self, point: tuple[float, float]) -> None:
         self.page.mouse.dblclick(*point)
 
+    def slow_double_click(self, point: tuple[float, float], *, gap_ms: int = 700) -> None:
+        """Two presses further apart than LiteGraph's double-click time (500 ms, theme.js) that the system
+        still counts as one double-click (the second press carries click count 2)."""
+        mouse = self.page.mouse
+        mouse.move(*point)
+        mouse.down()
+        mouse.up()
+        self.page.wait_for_timeout(gap_ms)
+        mouse.down(click_count=2)
+        mouse.up(click_count=2)
+
     def click(self, point: tuple[float, float], *, button: str = "left") -> None:
         self.page.mouse.click(*point, button=button)
 

@@ -57,6 +57,31 @@ def test_double_click_search_adds_the_chosen_node_where_clicked(canvas, artifact
     assert nodes[0]["pos"] == pytest.approx([300, 200], abs=2)
 
 
+def test_a_slower_system_double_click_opens_the_search_once(canvas):
+    events = canvas.js("""() => {
+      const seen = [];
+      document.addEventListener("dblclick", () => seen.push(document.querySelectorAll(".ll-search").length));
+      window.__dblclicks = seen;
+      return seen.length;
+    }""")
+    assert events == 0
+    canvas.slow_double_click(canvas.empty_point(260, 180))
+    canvas.page.wait_for_selector(".ll-search-input")
+    assert canvas.js("() => window.__dblclicks") == [1]
+    canvas.page.keyboard.type("invert")
+    canvas.page.keyboard.press("Enter")
+    nodes = canvas.nodes()
+    assert [n["type"] for n in nodes] == ["TestInvert"]
+    assert nodes[0]["pos"] == pytest.approx([260, 180], abs=2)
+
+
+def test_a_quick_double_click_opens_one_search_dialog(canvas):
+    canvas.double_click(canvas.empty_point(300, 200))
+    canvas.page.wait_for_selector(".ll-search-input")
+    canvas.page.wait_for_timeout(100)
+    assert canvas.page.locator(".ll-search").count() == 1
+
+
 def test_search_matches_categories_and_socket_types(canvas):
     canvas.double_click(canvas.empty_point(300, 200))
     search = canvas.page.locator(".ll-search-input")

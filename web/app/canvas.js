@@ -75,6 +75,13 @@ export class EditorCanvas {
 
   listen() {
     this.element.addEventListener("litegraph:canvas", (event) => this.onCanvasEvent(event.detail));
+    // LiteGraph times double-clicks itself (presses under 500 ms apart, theme.js); the browser's dblclick
+    // follows the system's double-click speed. A double-click LiteGraph let pass (slower hands, a busy
+    // machine) is played from the browser's event, so it does the same thing either way.
+    this.element.addEventListener("pointerdown", () => { this.doubleClickHandled = false; }, true);
+    this.element.addEventListener("dblclick", (event) => {
+      if (!this.doubleClickHandled) this.playDoubleClick(event);
+    });
     // Any interaction may have edited the graph: check once it has settled.
     for (const type of ["pointerup", "keyup", "click"]) {
       document.addEventListener(type, () => this.scheduleChangeCheck(), true);
@@ -93,6 +100,7 @@ export class EditorCanvas {
   }
 
   onCanvasEvent(detail) {
+    if (detail.subType?.endsWith("-double-click")) this.doubleClickHandled = true;
     if (detail.subType === "empty-double-click") {
       this.openSearch(detail.originalEvent, null);
     } else if (detail.subType === "empty-release") {
@@ -100,6 +108,26 @@ export class EditorCanvas {
     } else if (detail.subType === "group-double-click") {
       this.renameGroup(detail.group, detail.originalEvent);
     }
+  }
+
+  /** What LiteGraph does on a double-click it recognised: node handlers, group rename, or the search. */
+  playDoubleClick(event) {
+    if (this.search.isOpen) return;
+    const [x, y] = this.canvas.convertEventToCanvasOffset(event);
+    const graph = this.model.graph;
+    const node = graph.getNodeOnPos(x, y, this.canvas.visible_nodes);
+    if (node) {
+      // Widgets and slots have their own double-click meaning in LiteGraph; leave those to it.
+      if (node.getWidgetOnPos(x, y) || node.getSlotInPosition(x, y)) return;
+      const pos = [x - node.pos[0], y - node.pos[1]];
+      if (pos[1] < 0) node.onNodeTitleDblClick?.(event, pos, this.canvas);
+      node.onDblClick?.(event, pos, this.canvas);
+      this.canvas.processNodeDblClicked(node);
+      return;
+    }
+    const group = graph.getGroupOnPos(x, y);
+    if (group) this.renameGroup(group, event);
+    else this.openSearch(event, null);
   }
 
   /** Opens the search at a pointer event; the picked node lands where the pointer was. */
