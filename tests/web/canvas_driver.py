@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-READY_TIMEOUT_MS = 15_000
+READY_TIMEOUT_MS = 60_000
 
 # JS helpers evaluated in the page: graph coordinates -> screen (client) coordinates.
 _TO_SCREEN = """
@@ -49,7 +49,7 @@ class CanvasPage:
     def js(self, expression: str, arg: Any = None) -> Any:
         return self.page.evaluate(expression, arg)
 
-    def wait_for(self, predicate: str, *, timeout_ms: int = 10_000) -> None:
+    def wait_for(self, predicate: str, *, timeout_ms: int = 30_000) -> None:
         self.page.wait_for_function(predicate, timeout=timeout_ms)
 
     def screenshot(self, path: Path) -> Path:

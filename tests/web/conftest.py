@@ -56,6 +56,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
 def context(browser: object) -> Iterator[object]:
     """A fresh browser profile per test (its own localStorage)."""
     browser_context = browser.new_context(viewport=VIEWPORT)
+    # Generous waits: CI machines are small and busy; a passing test never waits for these to run out.
+    browser_context.set_default_timeout(60_000)
+    browser_context.set_default_navigation_timeout(90_000)
     yield browser_context
     browser_context.close()
 

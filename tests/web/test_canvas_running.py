@@ -13,7 +13,7 @@ from .canvas_driver import CanvasPage
 
 pytestmark = pytest.mark.browser
 
-RUN_TIMEOUT_MS = 20_000
+RUN_TIMEOUT_MS = 60_000
 
 
 @pytest.fixture
