@@ -22,6 +22,9 @@ PROMPT = "a red fox in the snow"
 INSPECTOR_VIEWS = ["overview", "feature maps: magnitude", "feature maps: PCA", "token heat maps", "statistics", "architecture"]
 READABLE_SIDE = 400  # CSS pixels the longer side of a shown picture reaches at zoom 1
 MAX_NODE_WIDTH = 540  # pictures grow the node to about 512 px, no wider
+MAX_PICTURE_SIDE = 512  # node-output.js: pictures grow a node up to this many CSS pixels a side
+MIN_PICTURE_HEIGHT = 240  # ... and a node with many widgets still gives its picture this much height
+MAX_INSPECTOR_HEIGHT = 780  # its tall overview picture once made the node ~1020 px tall
 
 # Redraws the canvas once while recording what the 2D context drew: the node's output images (their
 # rectangles in client pixels) and the text drawn, with each text's position in client pixels.
@@ -89,13 +92,14 @@ def loader_and_latent(canvas: CanvasPage, *, batch_size: int = 1) -> dict[str, i
     return ids
 
 
-def run_and_show(canvas: CanvasPage, node_id: int) -> None:
-    """Queues the graph; once the node's pictures have loaded, pans so that the node's bottom is in view."""
+def run_and_show(canvas: CanvasPage, node_id: int, *, pictures: int = 2) -> None:
+    """Queues the graph; once the node's pictures (at least ``pictures``) have loaded, pans so that the node's
+    bottom is in view."""
     canvas.page.keyboard.press("Control+Enter")
     canvas.wait_for(
         f"""(() => {{
           const images = window.latentloom.model.nodeById({node_id})?.display.images ?? [];
-          return images.length > 1 && images.every((image) => image.naturalWidth > 0);
+          return images.length >= {pictures} && images.every((image) => image.naturalWidth > 0);
         }})()""",
         timeout_ms=RUN_TIMEOUT_MS,
     )
@@ -155,17 +159,7 @@ def viewer_source(canvas: CanvasPage) -> str:
 
 
 def test_inspector_shows_one_readable_picture_at_a_time_with_a_pager(canvas, artifacts):
-    ids = loader_and_latent(canvas)
-    text = canvas.add_node("CLIPTextEncode", (20, 440))
-    canvas.set_widget(text, "text", PROMPT)
-    canvas.connect(ids["loader"], 1, text, "clip")
-    inspector = canvas.add_node("UNetBlockInspector", (420, 40))
-    canvas.connect(ids["loader"], 0, inspector, "model")
-    canvas.connect(text, 0, inspector, "positive")
-    canvas.connect(ids["latent"], 0, inspector, "latent")
-    canvas.set_widget(inspector, "prompt_text", PROMPT)
-    canvas.set_widget(inspector, "steps", 4)
-    canvas.set_widget(inspector, "step", 2)
+    inspector = inspector_graph(canvas)
     run_and_show(canvas, inspector)
     views = canvas.js(f"() => window.latentloom.model.nodeById({inspector}).outputRefs.map((ref) => ref.view)")
     assert views == INSPECTOR_VIEWS
@@ -173,7 +167,7 @@ def test_inspector_shows_one_readable_picture_at_a_time_with_a_pager(canvas, art
     first = drawing(canvas, inspector)
     image = shown_image(first)
     assert image["src"] == first["sources"][0]
-    assert max(image["rect"][2:]) >= READABLE_SIDE  # was a ~100 px thumbnail in a grid of six
+    assert image["rect"][3] >= MIN_PICTURE_HEIGHT - 0.5  # the tall overview fills the picture's height
     assert first["size"][0] <= MAX_NODE_WIDTH
     assert pager_label(first) == "1 / 6 · overview"
 
@@ -211,8 +205,9 @@ def test_inspector_shows_one_readable_picture_at_a_time_with_a_pager(canvas, art
     assert canvas.page.locator(".ll-viewer").count() == 0
 
 
-def test_a_saved_batch_pages_through_its_images(canvas, artifacts):
-    ids = loader_and_latent(canvas, batch_size=2)
+def saved_batch(canvas: CanvasPage, *, batch_size: int) -> tuple[int, list[str]]:
+    """Runs an empty latent batch through VAE Decode into Save Image; returns the save node and its files."""
+    ids = loader_and_latent(canvas, batch_size=batch_size)
     decode = canvas.add_node("VAEDecode", (420, 40))
     canvas.connect(ids["latent"], 0, decode, "samples")
     canvas.connect(ids["loader"], 2, decode, "vae")
@@ -220,7 +215,28 @@ def test_a_saved_batch_pages_through_its_images(canvas, artifacts):
     canvas.connect(decode, 0, save, "images")
     run_and_show(canvas, save)
     files = canvas.js(f"() => window.latentloom.model.nodeById({save}).outputRefs.map((ref) => ref.filename)")
-    assert len(files) == 2 and files[0] != files[1]
+    assert len(files) == batch_size and len(set(files)) == batch_size
+    return save, files
+
+
+def inspector_graph(canvas: CanvasPage) -> int:
+    """Checkpoint, prompt and a 64×64 latent into the UNet block inspector (step 2 of 4); returns the inspector."""
+    ids = loader_and_latent(canvas)
+    text = canvas.add_node("CLIPTextEncode", (20, 440))
+    canvas.set_widget(text, "text", PROMPT)
+    canvas.connect(ids["loader"], 1, text, "clip")
+    inspector = canvas.add_node("UNetBlockInspector", (420, 40))
+    canvas.connect(ids["loader"], 0, inspector, "model")
+    canvas.connect(text, 0, inspector, "positive")
+    canvas.connect(ids["latent"], 0, inspector, "latent")
+    canvas.set_widget(inspector, "prompt_text", PROMPT)
+    canvas.set_widget(inspector, "steps", 4)
+    canvas.set_widget(inspector, "step", 2)
+    return inspector
+
+
+def test_a_saved_batch_pages_through_its_images(canvas, artifacts):
+    save, files = saved_batch(canvas, batch_size=2)
 
     first = drawing(canvas, save)
     assert shown_image(first)["src"] == first["sources"][0]
@@ -236,3 +252,127 @@ def test_a_saved_batch_pages_through_its_images(canvas, artifacts):
     assert viewer_source(canvas) == second["sources"][1]
     assert caption.inner_text().startswith(f"{files[1]} (2/2)")
     canvas.page.keyboard.press("Escape")
+
+
+def test_a_node_with_few_widgets_shows_a_tall_picture_tall(canvas):
+    ids = loader_and_latent(canvas)
+    canvas.set_widget(ids["latent"], "width", 128)
+    canvas.set_widget(ids["latent"], "height", 384)
+    decode = canvas.add_node("VAEDecode", (420, 40))
+    canvas.connect(ids["latent"], 0, decode, "samples")
+    canvas.connect(ids["loader"], 2, decode, "vae")
+    save = canvas.add_node("SaveImage", (760, 40))
+    canvas.connect(decode, 0, save, "images")
+    run_and_show(canvas, save, pictures=1)
+    left, top, width, height = shown_image(drawing(canvas, save))["rect"]
+    assert height > READABLE_SIDE  # the inspector's smaller picture height is only for nodes full of widgets
+    assert width / height == pytest.approx(128 / 384, rel=0.01)
+
+
+def test_paging_in_the_viewer_moves_the_node_to_the_same_picture(canvas):
+    save, files = saved_batch(canvas, batch_size=4)
+    caption = open_viewer_on_shown_image(canvas, save)
+    sources = drawing(canvas, save)["sources"]
+    assert caption.inner_text().startswith(f"{files[0]} (1/4)")
+    canvas.page.keyboard.press("ArrowRight")
+    canvas.page.keyboard.press("ArrowRight")
+    canvas.page.locator(".ll-viewer-next").click()  # the viewer's own ▶ button moves the node as well
+    assert caption.inner_text().startswith(f"{files[3]} (4/4)")
+    assert viewer_source(canvas) == sources[3]
+    canvas.page.keyboard.press("Escape")
+    assert canvas.page.locator(".ll-viewer").count() == 0
+
+    after = drawing(canvas, save)
+    assert after["page"] == 3
+    assert pager_label(after) == f"4 / 4 · {files[3]}"
+    assert shown_image(after)["src"] == sources[3]
+
+    caption = open_viewer_on_shown_image(canvas, save)  # the viewer opens where the node now is
+    assert caption.inner_text().startswith(f"{files[3]} (4/4)")
+    canvas.page.locator(".ll-viewer-prev").click()
+    canvas.page.keyboard.press("Escape")
+    assert pager_label(drawing(canvas, save)) == f"3 / 4 · {files[2]}"
+
+
+def test_open_image_in_the_node_menu_opens_the_picture_the_node_shows(canvas):
+    save, files = saved_batch(canvas, batch_size=4)
+    click_pager(canvas, save, "▶")
+    third = click_pager(canvas, save, "▶")
+    assert pager_label(third) == f"3 / 4 · {files[2]}"
+
+    left, top, width, height = shown_image(third)["rect"]
+    canvas.click((left + width / 2, top + height / 2), button="right")
+    canvas.menu_entry("Open image").click()
+    caption = canvas.page.locator(".ll-viewer-caption")
+    caption.wait_for()
+    assert viewer_source(canvas) == third["sources"][2]
+    assert caption.inner_text().startswith(f"{files[2]} (3/4)")
+
+    canvas.page.keyboard.press("ArrowRight")  # it pages through all the node's pictures, wrapping around
+    canvas.page.keyboard.press("ArrowRight")
+    assert viewer_source(canvas) == third["sources"][0]
+    assert caption.inner_text().startswith(f"{files[0]} (1/4)")
+    canvas.page.keyboard.press("Escape")
+    assert pager_label(drawing(canvas, save)) == f"1 / 4 · {files[0]}"
+
+
+def test_inspector_pictures_fit_a_box_so_the_node_stays_a_sensible_size(canvas):
+    inspector = inspector_graph(canvas)
+    run_and_show(canvas, inspector)
+    naturals = canvas.js(f"""() => window.latentloom.model.nodeById({inspector}).display.images
+      .map((image) => [image.naturalWidth, image.naturalHeight])""")
+    tallest = max(range(len(naturals)), key=lambda i: naturals[i][1] / naturals[i][0])
+    assert naturals[tallest][1] > MAX_PICTURE_SIDE  # a picture that would not fit unscaled (the overview)
+
+    node_left, node_top, node_width, node_height = canvas.js(f"""() => {{
+      const {{ model, editor }} = window.latentloom;
+      const node = model.nodeById({inspector});
+      const [x, y] = editor.canvas.ds.convertOffsetToCanvas(node.pos);
+      const box = editor.element.getBoundingClientRect();
+      return [box.left + x, box.top + y, node.size[0], node.size[1]];
+    }}""")
+    assert node_height < MAX_INSPECTOR_HEIGHT
+
+    click_pager(canvas, inspector, "◀")
+    click_pager(canvas, inspector, "▶")  # back on the first picture, with the node selected: arrows page it
+    rects = []
+    for index in range(len(naturals)):
+        if index:
+            canvas.page.keyboard.press("ArrowRight")
+        drawn = drawing(canvas, inspector)
+        assert drawn["page"] == index and drawn["size"] == [node_width, node_height]  # paging never resizes it
+        rects.append(shown_image(drawn)["rect"])
+    box_height = max(rect[3] for rect in rects)  # the tallest picture fills the height the node gives pictures
+    assert MIN_PICTURE_HEIGHT - 0.5 <= box_height <= MAX_PICTURE_SIDE + 0.5
+    for (left, top, width, height), (natural_width, natural_height) in zip(rects, naturals, strict=True):
+        assert width <= MAX_PICTURE_SIDE + 0.5
+        assert width / height == pytest.approx(natural_width / natural_height, rel=0.01)
+        assert node_left <= left and left + width <= node_left + node_width
+        assert node_top <= top and top + height <= node_top + node_height
+        fills_width = width == pytest.approx(MAX_PICTURE_SIDE, abs=1)
+        assert fills_width or height == pytest.approx(box_height, abs=0.5)  # as large as the room allows
+
+    for _ in naturals:  # on to the tallest picture again
+        if drawing(canvas, inspector)["page"] == tallest:
+            break
+        canvas.page.keyboard.press("ArrowRight")
+    open_viewer_on_shown_image(canvas, inspector)
+    shown = canvas.page.locator(".ll-viewer-image").evaluate("""(image) => {
+      const rect = image.getBoundingClientRect();
+      return { rect: [rect.left, rect.top, rect.width, rect.height],
+               viewport: [window.innerWidth, window.innerHeight] };
+    }""")
+    left, top, width, height = shown["rect"]
+    assert left >= 0 and top >= 0 and left + width <= shown["viewport"][0] and top + height <= shown["viewport"][1]
+    assert width / height == pytest.approx(naturals[tallest][0] / naturals[tallest][1], rel=0.01)  # whole, not cropped
+    assert height > box_height  # larger than in the node
+    canvas.page.keyboard.press("Escape")
+
+    canvas.js(f"""() => {{
+      const node = window.latentloom.model.nodeById({inspector});
+      node.setSize([node.size[0], node.size[1] + 200]);
+      window.latentloom.editor.canvas.ds.offset = [0, -node.pos[1]];
+    }}""")
+    resized = drawing(canvas, inspector)
+    assert resized["page"] == tallest
+    assert shown_image(resized)["rect"][3] == pytest.approx(box_height + 200, abs=1)  # a taller node, a taller picture

@@ -1,5 +1,6 @@
 // The full-size image viewer: one image at a time over the page, arrows to step through a set,
-// Escape or a click outside to close, a link to open the original file.
+// Escape or a click outside to close, a link to open the original file. Whoever opened it hears of each
+// step (a node's output refs carry an `onPage`, so the node then shows the same picture).
 
 import { h } from "./dom.js";
 
@@ -21,11 +22,15 @@ export class ImageViewer {
     return this.root !== null;
   }
 
-  /** Shows image `index` of `refs` ({filename, subfolder, type} each). */
-  open(refs, index = 0) {
+  /**
+   * Shows image `index` of `refs` ({filename, subfolder, type} each); `onPage(index)` is called on each
+   * step (by default the refs' own `onPage`, which a node's output refs have).
+   */
+  open(refs, index = 0, { onPage = refs.onPage } = {}) {
     if (!refs.length) return;
     this.close();
     this.refs = refs;
+    this.onPage = onPage ?? null;
     this.index = Math.max(0, Math.min(index, refs.length - 1));
     this.image = h("img", { class: "ll-viewer-image", alt: "" });
     this.caption = h("div", { class: "ll-viewer-caption" });
@@ -60,6 +65,7 @@ export class ImageViewer {
     event?.stopPropagation();
     this.index = (this.index + delta + this.refs.length) % this.refs.length;
     this.show();
+    this.onPage?.(this.index);
   }
 
   handleKey(event) {

@@ -64,7 +64,9 @@ export function nodeMenuEntries(node, options, actions) {
     ...conversionEntries(node, actions),
   ];
   if (node.outputRefs?.length) {
-    entries.push({ content: "Open image", callback: () => actions.openImage(node.outputRefs, 0) });
+    // The picture the node shows; the viewer pages through all of them.
+    const open = () => actions.openImage(node.outputRefs, node.display?.page ?? 0);
+    entries.push({ content: "Open image", callback: open });
   }
   return entries.filter(Boolean);
 }

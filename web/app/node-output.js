@@ -13,7 +13,14 @@ const MONO_CHAR_WIDTH = 7.3; // 12px monospace
 const MAX_TEXT_WIDTH = 560;
 const MIN_IMAGE_AREA = 220;
 const MIN_IMAGE_WIDTH = 240;
-const MAX_IMAGE_SIDE = 512; // a picture grows the node up to this, in either direction
+// A node grows to show its pictures up to 512 px a side, but no taller than MAX_NODE_HEIGHT overall unless the
+// picture would get less than MIN_PICTURE_HEIGHT: a node with many widgets and a summary (the inspector's take
+// ~500 px) gets a smaller picture rather than becoming a tower. Resizing the node by hand enlarges the picture,
+// and the full-size viewer (double-click) shows any picture whole.
+const MAX_IMAGE_WIDTH = 512;
+const MAX_IMAGE_HEIGHT = 512;
+const MIN_PICTURE_HEIGHT = 240;
+const MAX_NODE_HEIGHT = 760;
 const PAGER_HEIGHT = 20;
 const PAGER_BUTTON = 24;
 
@@ -39,6 +46,16 @@ function keptPage(previous, titles) {
 }
 
 /**
+ * The refs as the node keeps them: their `onPage(index)`, which the image viewer calls as it steps
+ * through them, shows the same picture in the node (while these are still the node's refs).
+ */
+function pagedRefs(node, refs) {
+  const paged = [...refs];
+  const onPage = (index) => node.outputRefs === paged && showPage(node, index);
+  return Object.defineProperty(paged, "onPage", { value: onPage });
+}
+
+/**
  * Shows an `executed` event's output on the node: its images (fetched through `viewUrl`) and its text
  * and reports, as report-view.js reads them.
  */
@@ -48,7 +65,7 @@ export function showNodeOutput(node, output, { viewUrl }) {
   const titles = refs.map(imageTitle);
   const page = keptPage(node.display, titles);
   node.display = { images, titles, page, text: lines.slice(0, MAX_TEXT_LINES), reports, preview: null };
-  node.outputRefs = refs;
+  node.outputRefs = pagedRefs(node, refs);
   node.outputCount = (node.outputCount ?? 0) + 1; // previews still loading belong to the run before
   fitNodeToDisplay(node);
   node.setDirtyCanvas(true, true);
@@ -96,16 +113,26 @@ function isLoaded(image) {
   return image.complete && image.naturalWidth > 0;
 }
 
+/** The scale that fits a loaded picture into `width` × `height`, aspect kept. */
+function fittedScale(image, width, height) {
+  return Math.min(width / image.naturalWidth, height / image.naturalHeight);
+}
+
+/** How tall a picture may grow the node when `above` pixels of it are taken by widgets, text and pager. */
+function pictureHeightFor(above) {
+  return Math.min(MAX_IMAGE_HEIGHT, Math.max(MIN_PICTURE_HEIGHT, MAX_NODE_HEIGHT - above));
+}
+
 /**
- * The [width, height] the image area wants: as wide as the widest picture (up to MAX_IMAGE_SIDE), and as
- * tall as the tallest one needs at the node's width, so that paging never resizes the node.
+ * The [width, height] the image area wants: as wide as the widest picture (up to MAX_IMAGE_WIDTH), and as
+ * tall as the tallest one is drawn at the node's width within `maxHeight`, so that paging never resizes it.
  */
-function wantedImageArea(node, images) {
+function wantedImageArea(node, images, maxHeight) {
   const loaded = images.filter(isLoaded);
   const widest = Math.max(0, ...loaded.map((image) => image.naturalWidth));
-  const width = Math.max(MIN_IMAGE_WIDTH, Math.min(MAX_IMAGE_SIDE, widest));
+  const width = Math.max(MIN_IMAGE_WIDTH, Math.min(MAX_IMAGE_WIDTH, widest));
   const across = Math.max(width, node.size[0] - 2 * GAP);
-  const heights = loaded.map((image) => Math.min(MAX_IMAGE_SIDE, (across * image.naturalHeight) / image.naturalWidth));
+  const heights = loaded.map((image) => image.naturalHeight * fittedScale(image, across, maxHeight));
   return [width, Math.max(MIN_IMAGE_AREA, ...heights)];
 }
 
@@ -114,9 +141,10 @@ function fitNodeToDisplay(node) {
   const { images, text, preview } = node.display;
   const textHeight = text.length ? text.length * TEXT_LINE + 2 * GAP : 0;
   const shown = preview ? [preview] : images;
-  const [imageWidth, imageHeight] = shown.length ? wantedImageArea(node, shown) : [0, 0];
   const pagerHeight = hasPager(node.display) ? PAGER_HEIGHT + GAP : 0;
-  const wanted = contentBottom(node) + textHeight + imageHeight + pagerHeight + GAP;
+  const above = contentBottom(node) + textHeight + pagerHeight + 2 * GAP; // 2 gaps: around the image area
+  const [imageWidth, imageHeight] = shown.length ? wantedImageArea(node, shown, pictureHeightFor(above)) : [0, 0];
+  const wanted = above + imageHeight - (imageHeight ? 0 : GAP);
   const longest = Math.max(0, ...text.map((line) => line.length));
   const textWidth = Math.min(MAX_TEXT_WIDTH, longest * MONO_CHAR_WIDTH + 3 * GAP); // clip inset + text inset
   const width = Math.max(node.size[0], imageWidth ? imageWidth + 2 * GAP : 0, textWidth);
@@ -127,7 +155,7 @@ function fitNodeToDisplay(node) {
 
 function drawImageFitted(ctx, image, [x, y, w, h]) {
   if (!isLoaded(image)) return;
-  const scale = Math.min(w / image.naturalWidth, h / image.naturalHeight);
+  const scale = fittedScale(image, w, h);
   const dw = image.naturalWidth * scale;
   const dh = image.naturalHeight * scale;
   ctx.drawImage(image, x + (w - dw) / 2, y, dw, dh); // at the top: under the text, however tall the area
@@ -205,12 +233,20 @@ function pagerArea(node) {
   return [area[0], area[1] + area[3] + GAP, area[2], PAGER_HEIGHT];
 }
 
+/** Shows image `index` of the node's output; false when it has no such image or shows it already. */
+export function showPage(node, index) {
+  const { images, page } = node.display;
+  if (!Number.isInteger(index) || index < 0 || index >= images.length || index === page) return false;
+  node.display = { ...node.display, page: index };
+  node.setDirtyCanvas(true, false);
+  return true;
+}
+
 /** Shows the image `delta` pages on (wrapping around); false when the node has no pages to turn. */
 export function turnPage(node, delta) {
   const { images, page } = node.display;
   if (!hasPager(node.display)) return false;
-  node.display = { ...node.display, page: (page + delta + images.length) % images.length };
-  node.setDirtyCanvas(true, false);
+  showPage(node, (page + delta + images.length) % images.length);
   return true;
 }
 
