@@ -1,7 +1,8 @@
 """Node results kept between prompts: least-recently-used entries go first once the byte budget is spent.
 
 Entries are keyed by content (see ``cache_key``), never by node id, so results of recent graphs stay
-and switching between two workflows does not reload their models.
+and switching between two workflows does not reload their models. Memory that several entries share (a
+checkpoint's UNet and the LoRA clones made from it) is counted once, for as long as any of them is kept.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from latentloom.engine.sizes import estimate_size
+from latentloom.engine.sizes import measure_parts
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,12 @@ class NodeOutputs:
 @dataclass(frozen=True)
 class _Entry:
     value: NodeOutputs
+    parts: dict[int, int]  # see sizes.measure_parts
+
+
+@dataclass
+class _Part:
+    users: int  # entries that hold it
     size: int
 
 
@@ -34,6 +41,9 @@ class OutputCache:
 
     ``ram_budget_bytes`` None means unbounded. A single result bigger than the whole budget is not kept
     (keeping it would evict everything else and still exceed the budget). ``enabled=False`` keeps nothing.
+    The bytes are those of distinct parts: a part shared by several entries counts once, and is freed
+    when the last of them goes. ``refresh`` measures again what kept values have grown since (a model's
+    kept patched weights appear at its first run, after it was stored).
     """
 
     def __init__(self, *, ram_budget_bytes: int | None = 4 * 2**30, enabled: bool = True) -> None:
@@ -42,6 +52,7 @@ class OutputCache:
         self._budget = ram_budget_bytes
         self._enabled = enabled
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
+        self._parts: dict[int, _Part] = {}
         self._bytes = 0
         self._hits = 0
         self._misses = 0
@@ -67,15 +78,29 @@ class OutputCache:
         """Store a result, evicting the least recently used beyond the budget; False when not kept."""
         if not self._enabled:
             return False
-        size = estimate_size(value)
+        parts = measure_parts(value)
         with self._lock:
             self._remove(key)
-            if self._budget is not None and size > self._budget:
+            if self._budget is not None and sum(parts.values()) > self._budget:
                 return False
-            self._entries[key] = _Entry(value, size)
-            self._bytes += size
+            self._entries[key] = _Entry(value, parts)
+            self._hold(parts)
             self._evict_beyond_budget()
             return True
+
+    def refresh(self) -> None:
+        """Measure every kept value again, then evict beyond the budget (call between prompts)."""
+        with self._lock:
+            kept = list(self._entries.items())
+        measured = [(key, entry, measure_parts(entry.value)) for key, entry in kept]
+        with self._lock:
+            for key, entry, parts in measured:
+                if self._entries.get(key) is not entry:
+                    continue  # replaced or evicted meanwhile
+                self._hold(parts)
+                self._release(entry.parts)
+                self._entries[key] = _Entry(entry.value, parts)
+            self._evict_beyond_budget()
 
     def __contains__(self, key: object) -> bool:
         """Whether a key is stored; does not count as a use."""
@@ -88,6 +113,7 @@ class OutputCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._parts.clear()
             self._bytes = 0
 
     def stats(self) -> dict[str, Any]:
@@ -105,10 +131,30 @@ class OutputCache:
     def _remove(self, key: Hashable) -> None:
         entry = self._entries.pop(key, None)
         if entry is not None:
-            self._bytes -= entry.size
+            self._release(entry.parts)
+
+    def _hold(self, parts: dict[int, int]) -> None:
+        """Count one more user of each part; the newest measure of a part's size wins."""
+        for part_id, size in parts.items():
+            part = self._parts.get(part_id)
+            if part is None:
+                self._parts[part_id] = _Part(users=1, size=size)
+                self._bytes += size
+            else:
+                part.users += 1
+                self._bytes += size - part.size
+                part.size = size
+
+    def _release(self, parts: dict[int, int]) -> None:
+        for part_id in parts:
+            part = self._parts[part_id]
+            part.users -= 1
+            if part.users == 0:
+                del self._parts[part_id]
+                self._bytes -= part.size
 
     def _evict_beyond_budget(self) -> None:
         while self._budget is not None and self._bytes > self._budget and self._entries:
             _, entry = self._entries.popitem(last=False)
-            self._bytes -= entry.size
+            self._release(entry.parts)
             self._evictions += 1

@@ -83,7 +83,12 @@ class Executor:
             extra_data=extra_data or {},
             force=force,
         )
-        return run.execute()
+        try:
+            return run.execute()
+        finally:
+            # Results may have grown since they were stored (a model keeps patched weights at its first
+            # run): measure again, so the budget holds between prompts.
+            self._cache.refresh()
 
 
 class _Interrupted(Exception):

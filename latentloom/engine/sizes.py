@@ -11,30 +11,50 @@ _CONTAINERS = (list, tuple, set, frozenset)
 
 
 def estimate_size(value: Any) -> int:
-    """Bytes held by ``value``, counting each object once.
+    """Bytes held by ``value``, counting each object once (the sum of ``measure_parts``)."""
+    return sum(measure_parts(value).values())
 
-    - an object whose type defines ``__sizeof_cache__()`` reports its own size (model handles do);
+
+def measure_parts(value: Any) -> dict[int, int]:
+    """Bytes held by ``value``, per part: ``{id of the object that holds them: bytes}``.
+
+    - an object whose type defines ``__cache_parts__()`` names the objects whose memory it keeps alive,
+      as ``(owner, bytes)`` pairs: model handles do, so clones sharing one UNet name the same part;
+    - an object whose type defines ``__sizeof_cache__()`` is one part of that size;
     - tensors (anything with ``element_size()`` and ``nelement()``): ``element_size() * nelement()``;
     - arrays (an integer ``nbytes``): ``nbytes``;
     - lists, tuples, sets, mappings and dataclass instances: their own size plus their contents;
     - anything else: ``sys.getsizeof``.
-    Iterative, so deeply nested values cannot exhaust the stack; shared or cyclic parts count once.
+    Ids stay meaningful while ``value`` is alive (it keeps every part alive), so whoever holds the value
+    can add up parts of several values and count shared ones once. Iterative, so deeply nested values
+    cannot exhaust the stack; shared or cyclic parts count once.
     """
-    total = 0
+    parts: dict[int, int] = {}
     seen: set[int] = set()
     stack = [value]
     while stack:
         item = stack.pop()
-        if id(item) in seen:
+        if item is None or id(item) in seen:  # None is a shared singleton: no value's memory
             continue
         seen.add(id(item))
+        owned = _owned_parts(item)
+        if owned is not None:
+            parts.update(owned)
+            continue
         leaf = _leaf_size(item)
         if leaf is not None:
-            total += leaf
+            parts[id(item)] = leaf
             continue
-        total += sys.getsizeof(item)
+        parts[id(item)] = sys.getsizeof(item)
         stack.extend(_children(item))
-    return total
+    return parts
+
+
+def _owned_parts(item: Any) -> dict[int, int] | None:
+    declared = getattr(type(item), "__cache_parts__", None)
+    if not callable(declared):
+        return None
+    return {id(owner): int(size) for owner, size in declared(item)}
 
 
 def _leaf_size(item: Any) -> int | None:

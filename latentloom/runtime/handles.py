@@ -59,9 +59,10 @@ class ModelHandle:
         self.devices.load(self.unet)
         return self.views.view(self.unet, self.patches, keep=not self.devices.offloads)
 
-    def __sizeof_cache__(self) -> int:
-        """Bytes of the weights this handle keeps alive (shared with its clones, so counted by each)."""
-        return module_bytes(self.unet)
+    def __cache_parts__(self) -> tuple[tuple[object, int], ...]:
+        """The memory this handle keeps alive, by owner: the UNet's weights and the kept patched view, both
+        shared with every clone, so a cache that holds several clones counts them once."""
+        return (self.unet, module_bytes(self.unet)), (self.views, self.views.kept_bytes)
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,8 +105,9 @@ class ClipHandle:
         cond, pooled = encoder.encode_tokens(tokens, clip_skip=self.clip_skip)
         return cond.cpu(), pooled.cpu()
 
-    def __sizeof_cache__(self) -> int:
-        return module_bytes(self.encoder.model)
+    def __cache_parts__(self) -> tuple[tuple[object, int], ...]:
+        """As ModelHandle's: the encoder's weights and the kept patched view, shared with every clone."""
+        return (self.encoder.model, module_bytes(self.encoder.model)), (self.views, self.views.kept_bytes)
 
 
 @dataclass(frozen=True, eq=False)
@@ -172,5 +174,5 @@ class VaeHandle:
         self.devices.load(self.vae)
         return self.vae
 
-    def __sizeof_cache__(self) -> int:
-        return module_bytes(self.vae)
+    def __cache_parts__(self) -> tuple[tuple[object, int], ...]:
+        return ((self.vae, module_bytes(self.vae)),)

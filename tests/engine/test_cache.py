@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from latentloom.engine import NodeOutputs, OutputCache
-from latentloom.engine.sizes import estimate_size
+from latentloom.engine.sizes import estimate_size, measure_parts
 
 
 class Blob:
@@ -20,6 +20,16 @@ class Blob:
 
     def __sizeof_cache__(self) -> int:
         return self.nbytes_reported
+
+
+class Clone:
+    """Like a model handle: names the weights it shares with other clones (and their size) as a part."""
+
+    def __init__(self, weights: Blob) -> None:
+        self.weights = weights
+
+    def __cache_parts__(self) -> tuple[tuple[object, int], ...]:
+        return ((self.weights, self.weights.nbytes_reported),)
 
 
 def result(nbytes: int) -> NodeOutputs:
@@ -78,6 +88,14 @@ def test_shared_values_count_once_and_cycles_terminate():
     values: list = [shared, shared]
     values.append(values)
     assert estimate_size(values) == 5000 + sys.getsizeof(values)
+
+
+def test_declared_parts_are_keyed_by_their_owner():
+    weights = Blob(7000)
+    parts = measure_parts(Clone(weights))
+    assert parts == {id(weights): 7000}
+    assert measure_parts([Clone(weights), Clone(weights)]).keys() >= {id(weights)}
+    assert estimate_size([Clone(weights), Clone(weights)]) == 7000 + sys.getsizeof([None, None])
 
 
 def test_deep_nesting_does_not_recurse():
@@ -139,6 +157,50 @@ def test_replacing_a_key_updates_its_size():
     cache.put("a", result(1000))
     cache.put("a", result(10))
     assert cache.stats()["bytes"] == OVERHEAD + 10 and len(cache) == 1
+
+
+def test_entries_sharing_weights_count_them_once():
+    weights = Blob(100_000)
+    base, clone = NodeOutputs(((Clone(weights),),)), NodeOutputs(((Clone(weights),),))
+    cache = OutputCache(ram_budget_bytes=None)
+    cache.put("checkpoint", base)
+    cache.put("lora", clone)
+    assert cache.stats()["bytes"] == estimate_size(base) + estimate_size(clone) - 100_000
+
+
+def test_shared_weights_stay_counted_until_their_last_holder_goes():
+    weights = Blob(100_000)
+    cache = OutputCache(ram_budget_bytes=None)
+    cache.put("checkpoint", NodeOutputs(((Clone(weights),),)))
+    cache.put("lora", NodeOutputs(((Clone(weights),),)))
+    cache.put("checkpoint", result(10))  # replaced: the lora clone still holds the weights
+    assert cache.stats()["bytes"] == 100_000 + OVERHEAD + (OVERHEAD + 10)
+    cache.put("lora", result(10))
+    assert cache.stats()["bytes"] == 2 * (OVERHEAD + 10)
+
+
+def test_a_model_and_its_clone_fit_a_budget_that_holds_one_copy_of_the_weights():
+    weights = Blob(100_000)
+    cache = OutputCache(ram_budget_bytes=100_000 + 4 * OVERHEAD)
+    cache.put("checkpoint", NodeOutputs(((Clone(weights),),)))
+    cache.put("lora", NodeOutputs(((Clone(weights),),)))
+    assert "checkpoint" in cache and "lora" in cache
+    assert cache.stats()["evictions"] == 0
+
+
+def test_refresh_measures_values_that_grew_and_evicts_beyond_the_budget():
+    growing = Blob(1000)
+    cache = OutputCache(ram_budget_bytes=10_000)
+    cache.put("old", result(3000))
+    cache.put("model", NodeOutputs(((growing,),)))
+    before = cache.stats()["bytes"]
+    growing.nbytes_reported = 5000  # e.g. a patched view kept at the model's first run
+    cache.refresh()
+    assert cache.stats()["bytes"] == before + 4000
+    growing.nbytes_reported = 9000
+    cache.refresh()
+    assert "old" not in cache and "model" in cache  # least recently used goes first
+    assert cache.stats()["bytes"] == OVERHEAD + 9000 and cache.stats()["evictions"] == 1
 
 
 def test_disabled_cache_keeps_nothing():

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from latentloom.engine import OutputCache
+import threading
+
+from latentloom.api import Input, NodeSchema, Output
+from latentloom.engine import Executor, OutputCache, validate_prompt
 
 from .builder import PromptBuilder, txt2img
+from .fakes import FakeNode, registry_of
 from .harness import Harness
 
 
@@ -210,3 +214,32 @@ def test_very_long_chain_runs_and_is_then_fully_cached(harness):
     assert first.ui_outputs[str(len(p.prompt))] == {"text": ["1"]}
     second = harness.run(p.prompt)
     assert second.executed == [] and len(second.cached) == 3_003
+
+
+class GrowingModel:
+    """Like a model handle that keeps patched weights at its first run: bigger after a node used it."""
+
+    def __init__(self) -> None:
+        self.kept_bytes = 1000
+
+    def __sizeof_cache__(self) -> int:
+        return self.kept_bytes
+
+
+def test_the_cache_measures_results_again_after_each_prompt():
+    model = GrowingModel()
+    load = FakeNode(NodeSchema(type="Load", outputs=(Output("MODEL"),)), lambda ctx: (model,))
+
+    def use(ctx, model):
+        model.kept_bytes = 50_000
+        return (1,)
+
+    schema = NodeSchema(type="Run", required=(Input("model", "MODEL"),), outputs=(Output("INT"),), output_node=True)
+    run = FakeNode(schema, use)
+    registry = registry_of(load, run)
+    cache = OutputCache(ram_budget_bytes=None)
+    prompt = {"1": {"class_type": "Load", "inputs": {}}, "2": {"class_type": "Run", "inputs": {"model": ["1", 0]}}}
+    Executor(registry, cache=cache).run(
+        validate_prompt(prompt, registry), prompt_id="p", emit=lambda event: None, interrupt=threading.Event()
+    )
+    assert 50_000 < cache.stats()["bytes"] < 51_000  # measured when stored (1000), then again after the run

@@ -9,6 +9,8 @@ import torch
 from lora_bench import CHECKPOINT_B
 from torch import Tensor
 
+from latentloom.engine import NodeOutputs, OutputCache
+from latentloom.runtime.devices import module_bytes
 from latentloom.runtime.lora.weights import PatchedViewSlot
 
 KEY = "input_blocks.1.1.transformer_blocks.0.attn1.to_v.weight"
@@ -89,3 +91,31 @@ def test_a_moved_base_is_patched_afresh():
     assert second.weight.dtype == torch.float64
     slot.view(module, (patch,), keep=False)
     assert not slot.holds_view
+
+
+def test_the_kept_view_counts_only_its_patched_tensors(bench):
+    model, _, _ = bench.load()
+    model.views.clear()  # other tests' views of this shared bench model
+    patched = model.clone_with_patch(CountingPatch(KEY))
+    assert patched.views.kept_bytes == 0
+    patched.load()
+    weight = model.unet.get_parameter(KEY)
+    assert patched.views.kept_bytes == weight.numel() * weight.element_size()
+    patched.views.clear()
+    assert patched.views.kept_bytes == 0
+
+
+def test_the_output_cache_counts_a_model_and_its_lora_clone_once_plus_the_patched_tensors(bench):
+    model, _, _ = bench.load()
+    model.views.clear()
+    patched = model.clone_with_patch(CountingPatch(KEY))
+    unet_bytes = module_bytes(model.unet)
+    cache = OutputCache(ram_budget_bytes=None)
+    cache.put("checkpoint", NodeOutputs(((model,),)))
+    cache.put("lora", NodeOutputs(((patched,),)))
+    counted = cache.stats()["bytes"]
+    assert unet_bytes < counted < unet_bytes + 4096  # the UNet once, plus the two small tuples
+    patched.load()  # the first run keeps a patched view, after both results were stored
+    cache.refresh()
+    weight = model.unet.get_parameter(KEY)
+    assert cache.stats()["bytes"] == counted + weight.numel() * weight.element_size()

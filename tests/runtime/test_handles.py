@@ -6,6 +6,7 @@ import pytest
 import torch
 from support.checkpoint_factory import TINY_TEXT_LAYERS, write_tiny_sd15_checkpoint
 
+from latentloom.engine.sizes import estimate_size, measure_parts
 from latentloom.runtime.clip_text import ClipSkipOutOfRange
 from latentloom.runtime.clip_tokenizer import ClipTokenizer
 from latentloom.runtime.devices import DeviceManager
@@ -56,12 +57,18 @@ def test_clip_encode_returns_float32_cpu_conditioning(handles) -> None:  # type:
     assert cond.dtype == pooled.dtype == torch.float32 and cond.device.type == "cpu"
 
 
-def test_sizeof_cache_is_the_weights_bytes(handles) -> None:  # type: ignore[no-untyped-def]
+def test_handles_measure_as_their_weights_bytes(handles) -> None:  # type: ignore[no-untyped-def]
     model, clip, vae = handles
-    assert model.__sizeof_cache__() == weight_bytes(model.unet)
-    assert clip.__sizeof_cache__() == weight_bytes(clip.encoder.model)
-    assert vae.__sizeof_cache__() == weight_bytes(vae.vae)
-    assert model.clone_with_patch("p").__sizeof_cache__() == model.__sizeof_cache__()
+    assert estimate_size(model) == weight_bytes(model.unet)
+    assert estimate_size(clip) == weight_bytes(clip.encoder.model)
+    assert estimate_size(vae) == weight_bytes(vae.vae)
+
+
+def test_clones_name_the_same_weights_as_cache_parts(handles) -> None:  # type: ignore[no-untyped-def]
+    model, clip, _ = handles
+    assert measure_parts(model.clone_with_patch("p")) == measure_parts(model)
+    assert measure_parts(clip.with_clip_skip(2)) == measure_parts(clip)
+    assert measure_parts(model)[id(model.unet)] == weight_bytes(model.unet)
 
 
 def test_vae_decode_follows_the_image_convention(handles) -> None:  # type: ignore[no-untyped-def]

@@ -133,6 +133,17 @@ class PatchedViewSlot:
     def holds_view(self) -> bool:
         return self._view is not None
 
+    @property
+    def kept_bytes(self) -> int:
+        """Bytes of the kept view's own tensors: the patched ones (the rest are the base module's)."""
+        with self._lock:
+            if self._view is None or self._key is None:
+                return 0
+            base = self._key[0]
+            shared = {(t.device, t.data_ptr()) for t in (*base.parameters(), *base.buffers())}
+            own = {(t.device, t.data_ptr()): t for t in self._view.parameters()}
+            return sum(t.numel() * t.element_size() for place, t in own.items() if place not in shared)
+
 
 def _placement(module: nn.Module) -> tuple[object, ...]:
     first = next(module.parameters(), None)
