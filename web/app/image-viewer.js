@@ -1,6 +1,6 @@
 // The full-size image viewer: one image at a time over the page, arrows to step through a set,
-// Escape or a click outside to close, a link to open the original file. Whoever opened it hears of each
-// step (a node's output refs carry an `onPage`, so the node then shows the same picture).
+// Escape or a click outside to close, a link to open the original file. Whoever opened it may hear of each
+// step (a node then shows the same picture).
 
 import { h } from "./dom.js";
 
@@ -22,15 +22,12 @@ export class ImageViewer {
     return this.root !== null;
   }
 
-  /**
-   * Shows image `index` of `refs` ({filename, subfolder, type} each); `onPage(index)` is called on each
-   * step (by default the refs' own `onPage`, which a node's output refs have).
-   */
-  open(refs, index = 0, { onPage = refs.onPage } = {}) {
+  /** Shows image `index` of `refs` ({filename, subfolder, type} each); `onPage(index)` hears of each step. */
+  open(refs, index = 0, { onPage = null } = {}) {
     if (!refs.length) return;
     this.close();
     this.refs = refs;
-    this.onPage = onPage ?? null;
+    this.onPage = onPage;
     this.index = Math.max(0, Math.min(index, refs.length - 1));
     this.image = h("img", { class: "ll-viewer-image", alt: "" });
     this.caption = h("div", { class: "ll-viewer-caption" });

@@ -64,7 +64,7 @@ function nodeServices(parts, { customWidgets }) {
   const { api, toasts, editor, viewer, reportPanel, overlay, textEditor, app, model } = parts;
   const menuActions = {
     runUpTo: (node) => app.runUpTo(node),
-    openImage: (refs, index) => viewer.open(refs, index),
+    openImage: (refs, index, options) => viewer.open(refs, index, options),
     onChanged: () => model.markChanged("menu"),
   };
   return {
@@ -74,7 +74,7 @@ function nodeServices(parts, { customWidgets }) {
     onWidgetChanged: () => editor.scheduleChangeCheck(),
     onConfigure: (node) => syncNodeSockets(node),
     isLowQuality: () => editor.isLowQuality,
-    openImage: (refs, index) => viewer.open(refs, index),
+    openImage: (refs, index, options) => viewer.open(refs, index, options),
     openReport: (reports, options) => reportPanel.open(reports, options),
     strokeFor: (node) => overlay.strokeFor(node),
     menuEntries: (node, options) => nodeMenuEntries(node, options, menuActions),

@@ -2,6 +2,7 @@
 // bypass, images) and the canvas menu (add node by category or search, groups, fit view).
 
 import { LGraphCanvas, LGraphEventMode, LiteGraph } from "../vendor/litegraph/litegraph.es.js";
+import { viewNodeImages } from "./node-output.js";
 import {
   convertInputToWidget,
   convertWidgetToInput,
@@ -44,7 +45,7 @@ function conversionEntries(node, { onChanged }) {
 
 /**
  * Our entries for a node's menu; also removes the LiteGraph entries we do not offer from `options`.
- * @param {object} actions { runUpTo(node), openImage(refs, index), onChanged() }
+ * @param {object} actions { runUpTo(node), openImage(refs, index, options), onChanged() }
  */
 export function nodeMenuEntries(node, options, actions) {
   const kept = options.filter((entry) => !HIDDEN_ENTRIES.some((hidden) => entry?.content?.startsWith(hidden)));
@@ -65,7 +66,7 @@ export function nodeMenuEntries(node, options, actions) {
   ];
   if (node.outputRefs?.length) {
     // The picture the node shows; the viewer pages through all of them.
-    const open = () => actions.openImage(node.outputRefs, node.display?.page ?? 0);
+    const open = () => viewNodeImages(node, node.display?.page ?? 0, actions.openImage);
     entries.push({ content: "Open image", callback: open });
   }
   return entries.filter(Boolean);

@@ -46,16 +46,6 @@ function keptPage(previous, titles) {
 }
 
 /**
- * The refs as the node keeps them: their `onPage(index)`, which the image viewer calls as it steps
- * through them, shows the same picture in the node (while these are still the node's refs).
- */
-function pagedRefs(node, refs) {
-  const paged = [...refs];
-  const onPage = (index) => node.outputRefs === paged && showPage(node, index);
-  return Object.defineProperty(paged, "onPage", { value: onPage });
-}
-
-/**
  * Shows an `executed` event's output on the node: its images (fetched through `viewUrl`) and its text
  * and reports, as report-view.js reads them.
  */
@@ -65,7 +55,7 @@ export function showNodeOutput(node, output, { viewUrl }) {
   const titles = refs.map(imageTitle);
   const page = keptPage(node.display, titles);
   node.display = { images, titles, page, text: lines.slice(0, MAX_TEXT_LINES), reports, preview: null };
-  node.outputRefs = pagedRefs(node, refs);
+  node.outputRefs = refs;
   node.outputCount = (node.outputCount ?? 0) + 1; // previews still loading belong to the run before
   fitNodeToDisplay(node);
   node.setDirtyCanvas(true, true);
@@ -231,6 +221,15 @@ function pagerArea(node) {
   const area = imageArea(node);
   if (!area || !hasPager(node.display)) return null;
   return [area[0], area[1] + area[3] + GAP, area[2], PAGER_HEIGHT];
+}
+
+/**
+ * Opens the node's pictures with `openImage(refs, index, { onPage })` (the image viewer) on picture `index`;
+ * as the viewer steps, the node shows the same picture (while it still shows that output).
+ */
+export function viewNodeImages(node, index, openImage) {
+  const refs = node.outputRefs;
+  openImage(refs, index, { onPage: (page) => node.outputRefs === refs && showPage(node, page) });
 }
 
 /** Shows image `index` of the node's output; false when it has no such image or shows it already. */

@@ -3,7 +3,9 @@
 // (so any widget can also be fed by a link), outputs, category and description.
 
 import { LGraphNode, LiteGraph, SlotShape } from "../vendor/litegraph/litegraph.es.js";
-import { drawNodeDisplay, emptyDisplay, imageIndexAt, pagerButtonAt, reportAt, turnPage } from "./node-output.js";
+import {
+  drawNodeDisplay, emptyDisplay, imageIndexAt, pagerButtonAt, reportAt, turnPage, viewNodeImages,
+} from "./node-output.js";
 import { socketColour } from "./theme.js";
 import { addInputWidgets } from "./widgets.js";
 
@@ -109,7 +111,7 @@ function createNodeClass(def, services) {
 
     onDblClick(event, pos) {
       const index = imageIndexAt(this, pos);
-      if (index >= 0) services.openImage(this.outputRefs, index);
+      if (index >= 0) viewNodeImages(this, index, services.openImage);
       else if (reportAt(this, pos)) services.openReport(this.display.reports, { title: this.title });
     }
 
