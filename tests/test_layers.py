@@ -31,7 +31,8 @@ class Layer:
 LAYERS = (
     Layer("latentloom.api", ("pluggy",)),
     Layer("latentloom.engine", ("latentloom.api",)),
-    Layer("latentloom.diffusion", ("torch", "numpy")),
+    # torchsde: the SDE samplers' Brownian tree, the one k-diffusion and ComfyUI seed.
+    Layer("latentloom.diffusion", ("torch", "numpy", "torchsde")),
     # regex: the CLIP tokenizer's pattern needs \p{L} / \p{N} classes that `re` lacks.
     Layer(
         "latentloom.runtime",

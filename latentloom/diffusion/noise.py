@@ -1,7 +1,8 @@
 """Seeded noise: the initial latent noise and the noise samplers that ancestral and SDE samplers draw from.
 
-Everything is drawn on the CPU from explicitly seeded ``torch.Generator`` objects and then moved to the
-latent's device, so one seed gives the same numbers on every device and no global RNG state is touched.
+Everything is drawn on the CPU from explicitly seeded ``torch.Generator`` objects (the SDE samplers' Brownian
+tree from torchsde, seeded with the seed) and then moved to the latent's device, so one seed gives the same
+numbers on every device and no global RNG state is touched.
 A noise sampler is called as ``noise(sigma, sigma_next)`` and returns a standard-normal tensor shaped like
 the latent (k-diffusion's convention).
 """
@@ -74,67 +75,43 @@ class BrownianTreeNoiseSampler:
 
     Increments over disjoint intervals are independent N(0, 1), and the noise for an interval does not depend
     on which other intervals were asked for, so SDE samplers with substeps (dpmpp_sde) stay consistent
-    (k-diffusion's BrownianTreeNoiseSampler; Li et al. 2020, "Scalable Gradients for SDEs", the Brownian
-    tree). W is built by recursive midpoint bridging of the interval; each node's Gaussian is drawn from a CPU
-    generator seeded by hashing (seed, depth, index), so any W(σ) is a pure function of the seed. Below
-    ``tolerance`` the path is linearly interpolated. The numbers differ from torchsde's tree.
+    (Li et al. 2020, "Scalable Gradients for SDEs", the Brownian tree). W is torchsde's ``BrownianTree`` with
+    the seed as its entropy, built and queried on the CPU in float32 the way k-diffusion's
+    BrownianTreeNoiseSampler does for ComfyUI's SDE samplers: the same seed gives ComfyUI's numbers.
     """
 
-    def __init__(
-        self, seed: int, *, like: Tensor, sigma_min: float, sigma_max: float, tolerance: float = 1e-6
-    ) -> None:
+    def __init__(self, seed: int, *, like: Tensor, sigma_min: float, sigma_max: float) -> None:
         if not 0 <= sigma_min < sigma_max:
             raise ValueError(f"need 0 <= sigma_min < sigma_max, got {sigma_min} and {sigma_max}")
-        self._seed = seed & _SEED_MASK
-        self._t0, self._t1 = float(sigma_min), float(sigma_max)
-        self._depth = max(1, math.ceil(math.log2((self._t1 - self._t0) / tolerance)))
-        self._shape = tuple(like.shape)
+        import torchsde  # imported on first use: it brings scipy along
+
+        self._t0, self._t1 = _float32(sigma_min), _float32(sigma_max)
         self._device, self._dtype = like.device, like.dtype
-        self._generator = torch.Generator(device="cpu")
-        self._w1 = self._gaussian(0, 0) * math.sqrt(self._t1 - self._t0)
+        self._tree = torchsde.BrownianTree(self._t0, torch.zeros(like.shape), self._t1, entropy=seed & _SEED_MASK)
+        # torchsde keeps its ends rounded to the tolerance's digits (1e-6) and warns about, then clamps, a
+        # query beyond them (σ round trips through log/exp land there): clamp first, to the same ends.
+        self._low, self._high = round(self._t0, _TREE_DIGITS), round(self._t1, _TREE_DIGITS)
 
     def __call__(self, sigma: float, sigma_next: float) -> Tensor:
         sigma, sigma_next = float(sigma), float(sigma_next)
-        increment = self.path(sigma_next) - self.path(sigma)
         sign = 1.0 if sigma_next > sigma else -1.0
+        increment = self._increment(min(sigma, sigma_next), max(sigma, sigma_next))
         scale = math.sqrt(abs(sigma_next - sigma))
         return (increment * (sign / scale)).to(device=self._device, dtype=self._dtype)
 
     def path(self, t: float) -> Tensor:
         """W(t) on the CPU in float32, with W(sigma_min) = 0 (t is clamped into the interval)."""
-        t = min(max(t, self._t0), self._t1)
-        a, b = self._t0, self._t1
-        w_a, w_b = torch.zeros(self._shape), self._w1
-        index = 0  # of the interval [a, b] among the 2^(depth - 1) intervals of its level
-        for depth in range(1, self._depth + 1):
-            if t == a:
-                return w_a
-            if t == b:
-                return w_b
-            mid = (a + b) / 2
-            # Brownian bridge: W(mid) | W(a), W(b) ~ N((W(a) + W(b)) / 2, (b - a) / 4).
-            w_mid = (w_a + w_b) / 2 + self._gaussian(depth, index) * math.sqrt((b - a) / 4)
-            if t < mid:
-                b, w_b, index = mid, w_mid, 2 * index
-            else:
-                a, w_a, index = mid, w_mid, 2 * index + 1
-        return w_a + (w_b - w_a) * ((t - a) / (b - a))
+        return self._increment(self._t0, t)
 
-    def _gaussian(self, depth: int, index: int) -> Tensor:
-        self._generator.manual_seed(_mix_seed(self._seed, depth, index))
-        return torch.randn(self._shape, generator=self._generator)
+    def _increment(self, a: float, b: float) -> Tensor:
+        """W(b) - W(a) for a <= b."""
+        a, b = (min(max(_float32(t), self._low), self._high) for t in (a, b))
+        return self._tree(a, b)
 
 
-def _mix_seed(seed: int, depth: int, index: int) -> int:
-    """A 63-bit seed for one tree node: splitmix64 rounds over (seed, depth, index)."""
-    value = seed
-    for part in (depth, index):
-        value = _splitmix64((value ^ _splitmix64(part + 0x9E3779B97F4A7C15)) & _SEED_MASK)
-    return value >> 1
+_TREE_DIGITS = 6  # torchsde's BrownianTree tolerance, 1e-6
 
 
-def _splitmix64(value: int) -> int:
-    value = (value + 0x9E3779B97F4A7C15) & _SEED_MASK
-    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & _SEED_MASK
-    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & _SEED_MASK
-    return value ^ (value >> 31)
+def _float32(value: float) -> float:
+    """``value`` rounded to float32, as k-diffusion's σ tensors hold it (torchsde reads times as floats)."""
+    return float(torch.tensor(float(value), dtype=torch.float32))

@@ -53,7 +53,8 @@ SAMPLERS: Mapping[str, SamplerSpec] = MappingProxyType({
 # ComfyUI's order (its KSAMPLER_NAMES, then ddim and the UniPC pair); the first is the default.
 SAMPLER_NAMES: tuple[str, ...] = tuple(SAMPLERS)
 
-# ComfyUI names for the same samplers with the Brownian tree on the GPU; ours is device-independent.
+# ComfyUI names for the same samplers with the Brownian tree on the GPU. Ours is always built on the CPU
+# (device-independent), so these give the numbers of the CPU-tree names, not of ComfyUI's GPU tree.
 SAMPLER_ALIASES: Mapping[str, str] = MappingProxyType({
     "dpmpp_sde_gpu": "dpmpp_sde",
     "dpmpp_2m_sde_gpu": "dpmpp_2m_sde",

@@ -83,8 +83,7 @@ def sample_dpmpp_sde(
         if s[i + 1] == 0:
             x = denoised
             continue
-        h = math.log(s[i]) - math.log(s[i + 1])
-        sigma_mid = s[i] * math.exp(-r * h)
+        sigma_mid = stage_sigma(s[i], s[i + 1], r)
         # Stage 1: to λ_s + r·h.
         sigma_down, sigma_up = ancestral_step(s[i], sigma_mid, eta)
         x_mid = (sigma_down / s[i]) * x - math.expm1(math.log(sigma_down / s[i])) * denoised
@@ -99,6 +98,14 @@ def sample_dpmpp_sde(
         if stochastic:
             x = x + require_noise(noise, "dpmpp_sde")(s[i], s[i + 1]) * (s_noise * sigma_up)
     return x
+
+
+def stage_sigma(sigma: float, sigma_next: float, r: float) -> float:
+    """σ at λ_s + r·(λ_t - λ_s), λ = -log σ, computed in float32 as k-diffusion does: the Brownian noise is
+    queried at this σ, so the same arithmetic gives ComfyUI's noise for the stage."""
+    lambda_s = torch.tensor(sigma, dtype=torch.float32).log().neg()
+    lambda_t = torch.tensor(sigma_next, dtype=torch.float32).log().neg()
+    return float((lambda_s + r * (lambda_t - lambda_s)).neg().exp())
 
 
 @torch.no_grad()

@@ -3,8 +3,8 @@ masks and the seeded noise samplers, around any sampler and denoiser. Pure tenso
 
 Latents here are in the model's space (already multiplied by the VAE scale factor). Behaviour follows
 ComfyUI 0.8.0's KSampler / KSamplerAdvanced (comfy/samplers.py, comfy/sample.py), so a seed gives the same
-starting noise and the same ancestral noise as ComfyUI on the CPU; the Brownian tree of the SDE samplers is
-our own (see noise.py).
+starting noise, the same ancestral noise (on the CPU) and the same Brownian noise of the SDE samplers as
+ComfyUI (see noise.py).
 """
 
 from __future__ import annotations

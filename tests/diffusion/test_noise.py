@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torchsde
 
 from latentloom.diffusion.noise import BrownianTreeNoiseSampler, GaussianNoiseSampler, initial_noise
 
@@ -122,3 +123,16 @@ def test_brownian_variance_grows_with_interval_length(tree):
 def test_brownian_rejects_an_empty_interval():
     with pytest.raises(ValueError, match="sigma_min < sigma_max"):
         BrownianTreeNoiseSampler(0, like=torch.zeros(1), sigma_min=1.0, sigma_max=1.0)
+
+
+def test_brownian_noise_is_k_diffusions_tree_for_the_same_seed():
+    # k-diffusion's BrownianTreeNoiseSampler as ComfyUI's SDE samplers build it (cpu=True, the KSampler seed):
+    # torchsde's BrownianTree from σ_min to σ_max (float32 tensors), noise = ±(W(b) - W(a)) / sqrt(|b - a|).
+    x = torch.zeros(1, 4, 8, 8)
+    sigma_min, sigma_max = torch.tensor(0.0292), torch.tensor(14.6146)
+    reference = torchsde.BrownianTree(sigma_min, torch.zeros_like(x), sigma_max, entropy=42)
+    ours = BrownianTreeNoiseSampler(42, like=x, sigma_min=0.0292, sigma_max=14.6146)
+    for sigma, sigma_next in ((12.0, 7.0), (7.0, 1.5), (1.5, 0.5), (0.5, 0.03)):
+        a, b = torch.tensor(sigma), torch.tensor(sigma_next)
+        expected = -reference(b, a) / (a - b).abs().sqrt()  # σ falls: the sign flips the sorted increment
+        torch.testing.assert_close(ours(sigma, sigma_next), expected, rtol=1e-5, atol=1e-6)

@@ -16,6 +16,7 @@ from diffusers import (
     DDIMScheduler,
     DDPMScheduler,
     DPMSolverMultistepScheduler,
+    DPMSolverSDEScheduler,
     EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
     HeunDiscreteScheduler,
@@ -26,6 +27,7 @@ from diffusers import (
 
 from latentloom.diffusion.denoiser import EpsDenoiser
 from latentloom.diffusion.sampler_registry import SAMPLERS
+from latentloom.diffusion.sampling import make_noise_sampler
 from latentloom.diffusion.schedules import DiscreteSchedule
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -125,6 +127,26 @@ def test_dpmpp_2m_sde_matches_sde_dpm_solver_multistep(denoiser):
     x = x_vp * math.sqrt(1 + sigmas[0] ** 2)
     ours = SAMPLERS["dpmpp_2m_sde"].function(denoiser, x, sigmas, noise=_seeded_noise(8))
     torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.filterwarnings("ignore:Should have ta>=t0:UserWarning")  # diffusers' own query, clamped by torchsde
+@pytest.mark.parametrize("seed", [1234, 2**64 - 1])
+def test_dpmpp_sde_matches_diffusers_dpm_solver_sde_for_the_same_seed(denoiser, seed):
+    # diffusers seeds torchsde's Brownian tree with noise_sampler_seed as k-diffusion (and so ComfyUI) does:
+    # the same seed gives the same image, Brownian noise included.
+    scheduler = DPMSolverSDEScheduler(**SD_CONFIG, use_karras_sigmas=True, noise_sampler_seed=seed)
+    scheduler.set_timesteps(8)
+    sigmas = scheduler.sigmas.tolist()
+    sigmas = [sigmas[0], *sigmas[1:-1:2], sigmas[-1]]  # diffusers stores each inner σ twice, for its two stages
+    x = _start() * scheduler.init_noise_sigma
+    expected, _ = _run_diffusers(scheduler, x)
+    noise = make_noise_sampler("brownian", seed, like=x, sigmas=torch.tensor(sigmas))
+    ours = SAMPLERS["dpmpp_sde"].function(denoiser, x, sigmas, noise=noise)
+    torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-4)
+    other = SAMPLERS["dpmpp_sde"].function(
+        denoiser, x, sigmas, noise=make_noise_sampler("brownian", seed - 1, like=x, sigmas=torch.tensor(sigmas))
+    )
+    assert not torch.allclose(other, expected, rtol=1e-4, atol=1e-4)  # the noise matters at this tolerance
 
 
 def test_ddim_matches_diffusers_ddim(denoiser):
