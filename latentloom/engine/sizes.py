@@ -19,7 +19,9 @@ def measure_parts(value: Any) -> dict[int, int]:
     """Bytes held by ``value``, per part: ``{id of the object that holds them: bytes}``.
 
     - an object whose type defines ``__cache_parts__()`` names the objects whose memory it keeps alive,
-      as ``(owner, bytes)`` pairs: model handles do, so clones sharing one UNet name the same part;
+      as ``(owner, bytes)`` pairs: model handles do, so clones sharing one UNet name the same part; its
+      ``__cache_contents__()``, if defined, are values it also holds, measured like any other (a model's
+      patches: a LoRA's tensors, a merge's other model);
     - an object whose type defines ``__sizeof_cache__()`` is one part of that size;
     - tensors (anything with ``element_size()`` and ``nelement()``): ``element_size() * nelement()``;
     - arrays (an integer ``nbytes``): ``nbytes``;
@@ -40,6 +42,9 @@ def measure_parts(value: Any) -> dict[int, int]:
         owned = _owned_parts(item)
         if owned is not None:
             parts.update(owned)
+            seen.update(owned)  # a contained value may name the same owner: keep the declared size
+            contents = getattr(type(item), "__cache_contents__", None)
+            stack.extend(contents(item) if callable(contents) else ())
             continue
         leaf = _leaf_size(item)
         if leaf is not None:

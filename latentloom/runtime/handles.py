@@ -64,6 +64,10 @@ class ModelHandle:
         shared with every clone, so a cache that holds several clones counts them once."""
         return (self.unet, module_bytes(self.unet)), (self.views, self.views.kept_bytes)
 
+    def __cache_contents__(self) -> tuple[object, ...]:
+        """Its patches hold memory too: a LoRA's tensors, a merge's other model."""
+        return self.patches
+
 
 @dataclass(frozen=True, eq=False)
 class ClipHandle:
@@ -108,6 +112,9 @@ class ClipHandle:
     def __cache_parts__(self) -> tuple[tuple[object, int], ...]:
         """As ModelHandle's: the encoder's weights and the kept patched view, shared with every clone."""
         return (self.encoder.model, module_bytes(self.encoder.model)), (self.views, self.views.kept_bytes)
+
+    def __cache_contents__(self) -> tuple[object, ...]:
+        return self.patches
 
 
 @dataclass(frozen=True, eq=False)

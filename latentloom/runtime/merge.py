@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from latentloom.api.errors import LatentLoomError
+from latentloom.runtime.devices import module_bytes
 from latentloom.runtime.handles import ClipHandle, ModelHandle
 from latentloom.runtime.lora.weights import effective_weight
 
@@ -54,6 +55,13 @@ class MergePatch:
 
     def __repr__(self) -> str:
         return f"MergePatch({self.label!r}, {len(self.coefficients)} parameters)"
+
+    def __cache_parts__(self) -> tuple[tuple[object, int], ...]:
+        """The other model's weights, which this patch keeps alive (the engine cache counts them once)."""
+        return ((self.other, module_bytes(self.other)),)
+
+    def __cache_contents__(self) -> tuple[object, ...]:
+        return self.other_patches
 
 
 def merge_coefficients(

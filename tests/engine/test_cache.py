@@ -23,13 +23,18 @@ class Blob:
 
 
 class Clone:
-    """Like a model handle: names the weights it shares with other clones (and their size) as a part."""
+    """Like a model handle: names the weights it shares with other clones (and their size) as a part, and
+    holds patches that are measured like any value."""
 
-    def __init__(self, weights: Blob) -> None:
+    def __init__(self, weights: Blob, patches: tuple[object, ...] = ()) -> None:
         self.weights = weights
+        self.patches = patches
 
     def __cache_parts__(self) -> tuple[tuple[object, int], ...]:
         return ((self.weights, self.weights.nbytes_reported),)
+
+    def __cache_contents__(self) -> tuple[object, ...]:
+        return self.patches
 
 
 def result(nbytes: int) -> NodeOutputs:
@@ -96,6 +101,16 @@ def test_declared_parts_are_keyed_by_their_owner():
     assert parts == {id(weights): 7000}
     assert measure_parts([Clone(weights), Clone(weights)]).keys() >= {id(weights)}
     assert estimate_size([Clone(weights), Clone(weights)]) == 7000 + sys.getsizeof([None, None])
+
+
+def test_declared_contents_are_measured_and_shared_ones_count_once():
+    weights, lora = Blob(7000), Blob(300)
+    assert estimate_size(Clone(weights, patches=(lora,))) == 7000 + 300
+    merged = Clone(weights, patches=(Clone(Blob(5000)),))  # a merge holds the other model
+    assert estimate_size(merged) == 7000 + 5000
+    both = [Clone(weights, patches=(lora,)), Clone(weights, patches=(lora,))]
+    assert estimate_size(both) == 7000 + 300 + sys.getsizeof(both)
+    assert estimate_size(Clone(weights, patches=(weights,))) == 7000  # its own weights again: once
 
 
 def test_deep_nesting_does_not_recurse():

@@ -66,7 +66,8 @@ def test_handles_measure_as_their_weights_bytes(handles) -> None:  # type: ignor
 
 def test_clones_name_the_same_weights_as_cache_parts(handles) -> None:  # type: ignore[no-untyped-def]
     model, clip, _ = handles
-    assert measure_parts(model.clone_with_patch("p")) == measure_parts(model)
+    patch = ("lora", "style.safetensors", 0.8)
+    assert measure_parts(model.clone_with_patch(patch)) == {**measure_parts(model), **measure_parts(patch)}
     assert measure_parts(clip.with_clip_skip(2)) == measure_parts(clip)
     assert measure_parts(model)[id(model.unet)] == weight_bytes(model.unet)
 
