@@ -4,12 +4,11 @@
 event loop (``loop.call_soon_threadsafe``). Each client has its own bounded frame queue and sender task,
 so one slow client neither reorders, delays nor grows the memory of another's events.
 
-Live previews (binary frames) follow the same routing as the event they ride on (the prompt's client, or
-everyone for a prompt without client_id). As in ComfyUI every client gets kind 1 (PREVIEW_IMAGE: older
-frontends and API tools show or skip them); feature_flags with supports_preview_metadata switches it to
-kind 4 (PREVIEW_IMAGE_WITH_METADATA). With previews off (``--preview-method none``) clients get JSON frames
-only. A preview is encoded (in the posting thread, i.e. the worker, never the event loop) only when at
-least one recipient takes it.
+Live previews (binary frames) go only to clients that asked (``want_previews``), following the same
+routing as the event they ride on (the prompt's client, or everyone for a prompt without client_id):
+feature_flags with supports_preview_metadata → kind 4 (PREVIEW_IMAGE_WITH_METADATA); feature_flags
+without it → kind 1 (PREVIEW_IMAGE); no feature_flags → JSON frames only. A preview is encoded (in the
+posting thread, i.e. the worker, never the event loop) only when at least one recipient wants it.
 
 Slow readers: a preview is dropped when the client already has ``preview_backlog`` frames waiting; a
 text frame that would exceed ``max_pending`` first evicts the waiting previews, and when the queue is
@@ -224,21 +223,17 @@ class WebSocketHub:
         *,
         max_pending: int = MAX_PENDING_FRAMES,
         abort: Callable[[], None] | None = None,
-        previews: bool = True,
     ) -> ClientConnection:
         """Register a socket under ``sid``; a reconnect with the same sid takes over its events.
 
-        ``abort`` drops the connection outright, for a client too slow to take even the close frame;
-        ``previews`` gives it plain (kind 1) previews until its feature_flags ask for metadata."""
+        ``abort`` drops the connection outright, for a client too slow to take even the close frame."""
         client = ClientConnection(sid, ws, max_pending=max_pending, abort=abort)
-        if previews:
-            client.preview_kind = protocol.PREVIEW_IMAGE
         self._clients[sid] = client
         self._refresh_watchers()
         return client
 
     def want_previews(self, client: ClientConnection, *, with_metadata: bool) -> None:
-        """The client's feature_flags: kind 4 frames with metadata when it supports them, else kind 1."""
+        """The client asked for previews (feature_flags): kind 4 frames with metadata, else kind 1."""
         client.preview_kind = protocol.PREVIEW_IMAGE_WITH_METADATA if with_metadata else protocol.PREVIEW_IMAGE
         self._refresh_watchers()
 

@@ -1,9 +1,10 @@
 """GET /ws?clientId=...: the websocket that carries status and execution events, and live previews.
 
-Server → client: JSON text frames (latentloom.engine.protocol), plus binary preview frames (server.hub says
-which kind goes to whom): plain previews (kind 1) as ComfyUI sends every client, unless the client sends
-ComfyUI's ``{"type": "feature_flags", "data": {"supports_preview_metadata": true}}``, which asks for previews
-with metadata (kind 4). Other frames are ignored; a frame over MAX_CLIENT_FRAME_BYTES closes the socket (aiohttp answers 1009, message too big).
+Server → client: JSON text frames (latentloom.engine.protocol), plus binary preview frames for clients
+that asked (server.hub says which kind goes to whom). Client → server: ComfyUI's
+``{"type": "feature_flags", "data": {"supports_preview_metadata": true}}`` asks for previews with
+metadata (kind 4); feature_flags without that flag asks for plain previews (kind 1). Other frames are
+ignored; a frame over MAX_CLIENT_FRAME_BYTES closes the socket (aiohttp answers 1009, message too big).
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     hub = request.app[HUB]
     transport = request.transport
     abort = transport.abort if transport is not None else None
+    client = hub.connect(sid, ws, max_pending=config.ws_max_pending_frames, abort=abort)
     previews_on = config.preview_method != "none"
-    client = hub.connect(sid, ws, max_pending=config.ws_max_pending_frames, abort=abort, previews=previews_on)
     try:
         # The first frame tells the client its session id and the queue size.
         client.enqueue_event(protocol.status(request.app[QUEUE].remaining(), sid=sid))

@@ -37,11 +37,7 @@ async def submit(client: TestClient, prompt: dict[str, Any], **fields: Any) -> d
 
 
 async def next_event(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
-    """The next JSON event; binary preview frames (every client gets them, as in ComfyUI) are skipped."""
-    while True:
-        message = await asyncio.wait_for(ws.receive(), EVENT_TIMEOUT)
-        if message.type != aiohttp.WSMsgType.BINARY:
-            break
+    message = await asyncio.wait_for(ws.receive(), EVENT_TIMEOUT)
     assert message.type == aiohttp.WSMsgType.TEXT, f"expected a JSON text frame, got {message.type}"
     return message.json()
 

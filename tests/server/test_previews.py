@@ -147,35 +147,23 @@ async def test_feature_flags_without_metadata_get_kind_1_frames(client):
 
 
 @pytest.mark.asyncio
-async def test_a_client_without_feature_flags_gets_kind_1_previews_as_from_comfyui(client):
-    ws = await connect(client, "script")
-    prompt_id = (await submit(client, txt2img(seed=6), client_id="script"))["prompt_id"]
-    events, binary = await frames_until_done(ws, prompt_id)
-    assert len(binary) == STEPS == len([e for e in events if e["type"] == "progress"])
-    for frame in binary:
-        assert struct.unpack(">II", frame[:8]) == (1, 1)  # PREVIEW_IMAGE, JPEG: what ComfyUI sends every client
-        assert jpeg_size(frame[8:]) == (WIDTH // 8, HEIGHT // 8)
-    await ws.close()
-
-
-@pytest.mark.asyncio
-async def test_previews_follow_the_prompts_routing_in_each_clients_kind(client):
+async def test_previews_follow_the_prompts_routing_and_skip_clients_that_did_not_ask(client):
     watcher = await connect(client, "watcher")
     await ask_for_previews(client, watcher, "watcher", {"supports_preview_metadata": True})
     plain = await connect(client, "plain")
 
-    # The plain client's prompt: its events and previews go to it alone.
+    # The plain client's prompt: its events go to it alone, and it asked for no previews.
     own_id = (await submit(client, txt2img(seed=3), client_id="plain"))["prompt_id"]
     events, binary = await frames_until_done(plain, own_id)
-    assert len(binary) == STEPS == len([e for e in events if e["type"] == "progress"])
+    assert binary == [] and len([e for e in events if e["type"] == "progress"]) == STEPS
 
-    # A prompt without client_id is everyone's: both hear it, each in the kind it takes.
+    # A prompt without client_id is everyone's: both hear it, only the watcher gets previews.
     shared_id = (await submit(client, txt2img(seed=4)))["prompt_id"]
     _, plain_binary = await frames_until_done(plain, shared_id)
     watcher_events, watcher_binary = await frames_until_done(watcher, shared_id)
-    assert [struct.unpack(">I", f[:4])[0] for f in plain_binary] == [1] * STEPS
+    assert plain_binary == []
     assert [decode_kind4(f)[0]["prompt_id"] for f in watcher_binary] == [shared_id] * STEPS
-    # The watcher heard nothing of the plain client's prompt, previews included.
+    # The watcher heard nothing of the plain client's prompt.
     assert not any(e["data"].get("prompt_id") == own_id for e in watcher_events)
     await watcher.close()
     await plain.close()

@@ -167,7 +167,7 @@ async def test_a_reader_that_never_reads_is_cut_off_without_stalling_the_worker_
         await wait_until(lambda: (c := hub.client("stalled")) is not None and c.preview_kind is not None)
         connection = hub.client("stalled")
         ws = await connect(client, "alice")
-        # No client_id: both clients get every event and its previews; only alice reads hers.
+        # No client_id: both clients get every event; previews go to the stalled one, which asked.
         steps = 4 * MAX_PENDING
         prompt_id = (await submit(client, preview_steps_prompt(steps)))["prompt_id"]
         events = of_prompt(await events_until_done(ws, prompt_id), prompt_id)
