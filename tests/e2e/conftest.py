@@ -1,4 +1,5 @@
-"""End-to-end fixtures: a base dir holding the tiny SD1.5-layout checkpoint, and the server test helpers."""
+"""End-to-end fixtures: a base dir holding a small checkpoint with every key of a real SD1.5 file, and the
+server test helpers."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from e2e_graphs import base_dir_with_checkpoint
-from support.checkpoint_factory import write_tiny_sd15_checkpoint
+from support.checkpoint_factory import write_small_sd15_checkpoint
 
 # The websocket/prompt helpers of the server tests (tests/server/server_helpers.py) serve these tests too.
 SERVER_TESTS = Path(__file__).resolve().parents[1] / "server"
@@ -17,7 +18,8 @@ if str(SERVER_TESTS) not in sys.path:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_sd15_checkpoint(tmp_path_factory.mktemp("checkpoint") / "tiny.safetensors")
+    """Exactly the keys of shared/sd15_checkpoint_keys.json, with 32-channel blocks and a 64-wide text encoder."""
+    return write_small_sd15_checkpoint(tmp_path_factory.mktemp("checkpoint") / "tiny.safetensors")
 
 
 @pytest.fixture

@@ -52,8 +52,8 @@ def test_run_as_a_subprocess(base_dir, tmp_path):
 
 def test_a_failing_node_exits_1_and_names_the_node_and_input(base_dir, tmp_path, capsys):
     prompt = txt2img_prompt()
-    # The tiny text encoder has 2 layers: clip skip 5 passes validation (-24..-1) but cannot run.
-    prompt["10"] = {"class_type": "CLIPSetLastLayer", "inputs": {"clip": ["4", 1], "stop_at_clip_layer": -5}}
+    # The text encoder has SD1.5's 12 layers: clip skip 13 passes validation (-24..-1) but cannot run.
+    prompt["10"] = {"class_type": "CLIPSetLastLayer", "inputs": {"clip": ["4", 1], "stop_at_clip_layer": -13}}
     prompt["6"]["inputs"]["clip"] = ["10", 0]
     workflow = write_json(tmp_path / "bad.json", prompt)
     assert main(["run", str(workflow), "--base-dir", str(base_dir), "--no-progress"]) == 1

@@ -1,4 +1,5 @@
-"""The standard text-to-image graph through the HTTP API and websocket of a real server on the tiny checkpoint."""
+"""The standard text-to-image graph through the HTTP API and websocket of a real server, on a small checkpoint
+with every key of a real SD1.5 file."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import pytest
 import pytest_asyncio
 from e2e_graphs import ALL_NODES, SAMPLING_AND_AFTER, canvas_workflow, txt2img_prompt
 from PIL import Image
+from safetensors import safe_open
 from server_helpers import connect, events_until_done, of_prompt, submit
+from support.checkpoint_factory import full_size_sd15_shapes
 
 from latentloom.workflow.png import read_png_metadata
 from server.composition import build_app
@@ -101,3 +104,9 @@ async def test_a_bad_checkpoint_name_is_a_validation_error_naming_the_input(clie
     [error] = body["node_errors"]["4"]["errors"]
     assert error["type"] == "value_not_in_list" and error["details"] == "ckpt_name"
     assert "missing.safetensors" in error["message"] + str(error.get("extra_info"))
+
+
+async def test_the_end_to_end_checkpoint_has_every_key_of_a_real_sd15_file(tiny_checkpoint):
+    with safe_open(tiny_checkpoint, framework="pt") as file:
+        keys = set(file.keys())
+    assert keys == set(full_size_sd15_shapes())

@@ -1,10 +1,13 @@
 """Checkpoint files in the exact single-file SD1.5 layout, for loader, node and end-to-end tests.
 
-``write_tiny_sd15_checkpoint``: the key names of shared/sd15_checkpoint_keys.json with small channel
-counts (UNet and VAE from ``support.tiny_sd``, a 64-wide 2-layer CLIP text encoder with the real 49408-token
-vocabulary and 77 positions), so it loads in well under a second. Its UNet and VAE weights are exactly
-``tiny_sd.random_unet_state_dict(tiny_sd15_unet_config(), seed=seed)`` and
+``write_tiny_sd15_checkpoint``: SD1.5's key naming with fewer blocks and small channel counts (UNet and VAE
+from ``support.tiny_sd``: two UNet levels, one res block per level; a 64-wide 2-layer CLIP text encoder with
+the real 49408-token vocabulary and 77 positions), so it loads in well under a second. Its UNet and VAE
+weights are exactly ``tiny_sd.random_unet_state_dict(tiny_sd15_unet_config(), seed=seed)`` and
 ``tiny_sd.random_vae_state_dict(tiny_vae_config(), seed=seed)``.
+
+``write_small_sd15_checkpoint``: exactly the keys of shared/sd15_checkpoint_keys.json (every block, 12 text
+layers), with small channel counts: the end-to-end tests run the standard graph on it.
 
 ``write_full_size_sd15_checkpoint``: every key and shape of the json, random weights (fp16 by default, to
 save disk), streamed to disk one tensor at a time so writing it never holds the whole model in RAM.
@@ -26,12 +29,14 @@ from torch import Tensor
 
 from latentloom.diffusion.schedules import SD_BETA_END, SD_BETA_START, SD_NUM_TIMESTEPS, scaled_linear_betas
 from latentloom.diffusion.unet_config import UNetConfig
+from latentloom.diffusion.vae import VAEConfig
 from latentloom.runtime.demo_checkpoint import random_tensor, sd15_text_encoder_shapes
 from latentloom.runtime.detect import SCHEDULE_BUFFERS
 from support import tiny_sd
 
 TINY_TEXT_WIDTH = 64  # the narrowest CLIP text encoder: one 64-wide head
 TINY_TEXT_LAYERS = 2  # two layers, so clip skip 2 (CLIPSetLastLayer -2) has a layer to read
+SD15_TEXT_LAYERS = 12
 SAFETENSORS_DTYPE_NAMES = {
     torch.float32: "F32",
     torch.float16: "F16",
@@ -145,6 +150,35 @@ def write_tiny_sd15_checkpoint(
         with_ema=with_ema,
     )
     return write_state_dict(path, state, fmt=fmt)
+
+
+def small_sd15_unet_config() -> UNetConfig:
+    """SD1.5's UNet block for block (four levels, two res blocks each, attention at the first three) at
+    32 channels, cross-attending to the tiny text encoder's width."""
+    return UNetConfig(model_channels=32, context_dim=TINY_TEXT_WIDTH)
+
+
+def small_sd15_vae_config() -> VAEConfig:
+    """SD1.5's VAE block for block at 32 channels."""
+    return VAEConfig(ch=32)
+
+
+def small_sd15_state_dict(*, seed: int = 0) -> dict[str, Tensor]:
+    """Every key of a real SD1.5 file (schedule buffers and position_ids included), small random weights."""
+    unet = tiny_sd.random_unet_state_dict(small_sd15_unet_config(), seed=seed)
+    vae = tiny_sd.random_vae_state_dict(small_sd15_vae_config(), seed=seed)
+    text_shapes = sd15_text_encoder_shapes(width=TINY_TEXT_WIDTH, layers=SD15_TEXT_LAYERS)
+    generator = torch.Generator().manual_seed(seed + 1)
+    return {
+        **{tiny_sd.UNET_PREFIX + key: value for key, value in unet.items()},
+        **{tiny_sd.VAE_PREFIX + key: value for key, value in vae.items()},
+        **{key: random_tensor(key, text_shapes[key], generator=generator) for key in sorted(text_shapes)},
+        **schedule_buffers(),
+    }
+
+
+def write_small_sd15_checkpoint(path: Path, *, seed: int = 0) -> Path:
+    return write_state_dict(path, small_sd15_state_dict(seed=seed))
 
 
 def full_size_sd15_shapes(*, with_schedule_buffers: bool = True, with_position_ids: bool = True) -> dict[str, tuple]:
