@@ -20,8 +20,10 @@ from diffusers import (
     EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
     HeunDiscreteScheduler,
+    KDPM2AncestralDiscreteScheduler,
     KDPM2DiscreteScheduler,
     LCMScheduler,
+    LMSDiscreteScheduler,
     UniPCMultistepScheduler,
 )
 
@@ -99,6 +101,27 @@ def test_euler_ancestral_matches_diffusers_with_the_same_noise(denoiser):
     x = _start() * scheduler.init_noise_sigma
     expected, _ = _run_diffusers(scheduler, x, generator=torch.Generator().manual_seed(21))
     ours = SAMPLERS["euler_ancestral"].function(denoiser, x, scheduler.sigmas, noise=_seeded_noise(21))
+    torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("steps", [6, 15])
+def test_lms_matches_diffusers_lms(denoiser, steps):
+    # Both integrate the Lagrange basis of the last four derivatives over each step (k-diffusion's LMS).
+    scheduler = LMSDiscreteScheduler(**SD_CONFIG)
+    scheduler.set_timesteps(steps)
+    x = _start() * scheduler.init_noise_sigma
+    expected, _ = _run_diffusers(scheduler, x)
+    ours = SAMPLERS["lms"].function(denoiser, x, scheduler.sigmas.tolist())
+    torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_dpm_2_ancestral_matches_diffusers_kdpm2_ancestral_with_the_same_noise(denoiser):
+    scheduler = KDPM2AncestralDiscreteScheduler(**SD_CONFIG)
+    scheduler.set_timesteps(8)
+    sigmas = scheduler.sigmas.tolist()[::2]  # diffusers stores each step's σ with its midpoint's
+    x = _start() * scheduler.init_noise_sigma
+    expected, _ = _run_diffusers(scheduler, x, generator=torch.Generator().manual_seed(5))
+    ours = SAMPLERS["dpm_2_ancestral"].function(denoiser, x, sigmas, noise=_seeded_noise(5))
     torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-4)
 
 
