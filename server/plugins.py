@@ -210,6 +210,10 @@ def installed_entry_points() -> Sequence[importlib.metadata.EntryPoint]:
 def _import_failure(error: BaseException) -> str:
     """The message for a plugin that did not import; ComfyUI internals are named as such."""
     missing = getattr(error, "name", None) if isinstance(error, ImportError) else None
+    if isinstance(error, AttributeError) and isinstance(error.obj, ModuleType):
+        # `import nodes` / `import server` find LatentLoom's own packages of those names; what the plugin
+        # then reads from them (nodes.MAX_RESOLUTION, server.PromptServer) is ComfyUI's.
+        missing = f"{error.obj.__name__}.{error.name}"
     top = missing.split(".")[0] if missing else None
     if top in COMFY_INTERNALS:
         return (

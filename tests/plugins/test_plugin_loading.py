@@ -90,7 +90,14 @@ def test_start_up_logs_one_summary_line_per_plugin(tmp_path: Path, caplog):
 
 
 @pytest.mark.parametrize(
-    ("source", "module"), [(WANTS_COMFY_SUBMODULE, "comfy"), (WANTS_COMFY_SERVER, "server")]
+    ("source", "module"),
+    [
+        (WANTS_COMFY_SUBMODULE, "comfy"),
+        (WANTS_COMFY_SERVER, "server"),
+        # `import nodes` / `import server` find LatentLoom's packages; the attribute read from them is ComfyUI's.
+        ("import nodes\nLIMIT = nodes.MAX_RESOLUTION\n", "nodes.MAX_RESOLUTION"),
+        ("import server\nROUTES = server.PromptServer.instance.routes\n", "server.PromptServer"),
+    ],
 )
 def test_comfyui_internal_imports_fail_with_the_module_named(tmp_path: Path, source: str, module: str):
     (tmp_path / "ported.py").write_text(source, encoding="utf-8")
