@@ -1,10 +1,11 @@
-"""Refuse cross-site requests and DNS rebinding to a server on a loopback address; optional CORS.
+"""Refuse cross-origin requests, and DNS rebinding to a server on a loopback address; optional CORS.
 
 A web page on any site can make the browser POST to http://127.0.0.1:8188/prompt; browsers send its
-Origin along. When the Host is a loopback address and the Origin names another host or port, the request
-did not come from our own page, so it is refused (the protection ComfyUI has as well). A page whose own
-name resolves to 127.0.0.1 (DNS rebinding) is same-origin to itself, so a loopback server also refuses
-any Host that is not a loopback name.
+Origin along. When the Origin names another host or port than the Host the request addresses, it did not
+come from our own page, so it is refused (ComfyUI does this for loopback servers). Beyond loopback too: the
+token cookie is SameSite, and a site ignores ports, so a page served from another port of the same host
+would otherwise ride on it. A page whose own name resolves to 127.0.0.1 (DNS rebinding) is same-origin to
+itself, so a loopback server also refuses any Host that is not a loopback name.
 """
 
 from __future__ import annotations
@@ -44,11 +45,9 @@ def is_loopback(hostname: str | None) -> bool:
         return False
 
 
-def is_cross_origin_to_loopback(*, origin: str, host: str, scheme: str) -> bool:
-    host_authority = _authority(f"{scheme}://{host}", scheme=scheme)
-    if not is_loopback(host_authority[0]):
-        return False
-    return _authority(origin, scheme=scheme) != host_authority
+def is_cross_origin(*, origin: str, host: str, scheme: str) -> bool:
+    """Whether ``origin`` names another host or port than ``host`` ("null" and unreadable origins do)."""
+    return _authority(origin, scheme=scheme) != _authority(f"{scheme}://{host}", scheme=scheme)
 
 
 def guard_middleware(*, listen: str, cors_origin: str | None) -> Middleware:
@@ -56,7 +55,7 @@ def guard_middleware(*, listen: str, cors_origin: str | None) -> Middleware:
 
     - Listening on loopback, every request must name a loopback Host: a DNS-rebinding page (evil.example
       resolving to 127.0.0.1) sends its own name as Host and is refused, reads included.
-    - A request whose Origin is another site than the loopback Host it addresses is refused.
+    - A request whose Origin is another host or port than the Host it addresses is refused.
     - ``cors_origin`` (``--enable-cors-header``) is the one origin allowed across sites ("*": any);
       its requests get CORS headers and preflights are answered here. Without it no CORS header is sent.
     """
@@ -71,7 +70,7 @@ def guard_middleware(*, listen: str, cors_origin: str | None) -> Middleware:
         allowed = origin is not None and cors_origin in ("*", origin)
         if allowed and request.method == "OPTIONS":
             return web.Response(status=204, headers=_cors_headers(origin, preflight=True))
-        if origin and host and not allowed and is_cross_origin_to_loopback(origin=origin, host=host, scheme=request.scheme):
+        if origin and host and not allowed and is_cross_origin(origin=origin, host=host, scheme=request.scheme):
             raise ApiError(403, "cross_origin", f"requests from {origin[:100]} may not drive this server")
         response = await handler(request)
         if allowed and not response.prepared:

@@ -238,6 +238,21 @@ async def test_opening_the_page_with_the_token_sets_a_cookie_the_browser_then_se
     assert (await lan_client.get("/api/queue")).status == 200
 
 
+@pytest.mark.asyncio
+async def test_a_lan_server_refuses_pages_of_other_origins_riding_on_the_token_cookie(lan_client):
+    assert (await lan_client.get("/?token=s3cret")).status == 200  # the browser now holds the cookie
+    host = {"Host": "192.168.1.20:8188"}
+    # SameSite ignores ports: a page served from another port of the same host gets the cookie sent along.
+    foreign = {**host, "Origin": "http://192.168.1.20:3000", "Content-Type": "text/plain"}
+    response = await lan_client.post("/api/prompt", data=json.dumps({"prompt": sum_prompt()}), headers=foreign)
+    assert response.status == 403 and (await response.json())["error"]["type"] == "cross_origin"
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await lan_client.ws_connect("/ws?clientId=a", headers=foreign)
+    assert refused.value.status == 403
+    own = {**host, "Origin": "http://192.168.1.20:8188"}
+    assert (await lan_client.post("/api/prompt", json={"prompt": sum_prompt()}, headers=own)).status == 200
+
+
 
 def _plugin_that_leaves_a_mark(folder, name: str, mark) -> None:
     """A plugin whose import writes ``mark``: if the file exists, its code ran."""

@@ -15,7 +15,7 @@ from latentloom.api import IntInput, NodeSchema, NodeType, Output, Services, hoo
 from server.config import Config
 from server.files import UnsafePath, resolve_inside, sanitize_filename
 from server.history import History
-from server.origin import is_cross_origin_to_loopback
+from server.origin import is_cross_origin
 from server.packs import load_packs
 from server.queue import PromptQueue, QueueClosed, QueueItem
 
@@ -167,8 +167,11 @@ def test_sanitize_filename_keeps_a_plain_portable_name():
         ("http://127.0.0.1:8188", "127.0.0.1:8188", False),
         ("http://LOCALHOST:8188", "localhost:8188", False),
         ("http://[::1]:8188", "[::1]:8188", False),
-        ("http://evil.example", "192.168.1.20:8188", False),  # not loopback: a deliberate LAN setup
+        ("http://evil.example", "192.168.1.20:8188", True),
+        ("http://192.168.1.20:3000", "192.168.1.20:8188", True),  # another port of the same LAN host
+        ("http://192.168.1.20:8188", "192.168.1.20:8188", False),
+        ("http://studio.example", "studio.example", False),  # default ports on both sides
     ],
 )
-def test_cross_origin_requests_to_loopback_are_told_apart(origin, host, refused):
-    assert is_cross_origin_to_loopback(origin=origin, host=host, scheme="http") is refused
+def test_cross_origin_requests_are_told_apart(origin, host, refused):
+    assert is_cross_origin(origin=origin, host=host, scheme="http") is refused
