@@ -9,6 +9,7 @@ from typing import Any
 
 _MAX_TEXT = 200
 _MAX_ITEMS = 8
+_MAX_MESSAGE = 2000
 
 
 class _ShortRepr(reprlib.Repr):
@@ -26,6 +27,14 @@ def short_repr(value: Any) -> str:
         return _ShortRepr().repr(value)
     except Exception as error:  # a broken __repr__ must not hide the problem being reported
         return f"<{type(value).__name__}: repr failed with {type(error).__name__}>"
+
+
+def error_message(error: BaseException) -> str:
+    """The exception's message, cut to a readable length (one may quote a giant input back)."""
+    message = str(error) or type(error).__name__
+    if len(message) <= _MAX_MESSAGE:
+        return message
+    return f"{message[:_MAX_MESSAGE]}... ({len(message) - _MAX_MESSAGE} more characters)"
 
 
 def full_type_name(kind: type) -> str:

@@ -35,7 +35,7 @@ from latentloom.engine.cache import NodeOutputs, OutputCache
 from latentloom.engine.cache_key import NodeKey, node_key
 from latentloom.engine.context import NodeContext
 from latentloom.engine.demand import DemandSchedule
-from latentloom.engine.describe import full_type_name, summarize_inputs
+from latentloom.engine.describe import error_message, full_type_name, summarize_inputs
 from latentloom.engine.errors import NodeContractError, NodeExecutionError
 from latentloom.engine.graph import Graph, GraphNode
 from latentloom.engine.node_call import call_node, wanted_lazy_inputs
@@ -359,7 +359,7 @@ def _failure(
 
     ``during`` names the node method that raised when it was not ``execute``.
     """
-    message = str(error) or type(error).__name__
+    message = error_message(error)
     return NodeExecutionError(
         node.id,
         node.class_type,

@@ -55,7 +55,7 @@ _BAD_BODIES = {
     "Infinity": b'{"prompt": {"1": {"class_type": "TestSaveText", "inputs": {"value": -Infinity}}}}',
     "nesting past the parser": ('{"prompt": ' + _nested(100_000) + "}").encode(),
     "nesting past the limit": json.dumps({"prompt": _save(json.loads(_nested(150)))}).encode(),
-    "a giant string": json.dumps({"prompt": _save("x" * 400_000)}).encode(),
+    "a giant string where a number belongs": json.dumps({"prompt": _save("x" * 400_000)}).encode(),
     "huge latent": json.dumps({"prompt": _latent(100_000, 100_000)}).encode(),
     "negative latent": json.dumps({"prompt": _latent(-512, 512)}).encode(),
     "too many nodes": json.dumps({"prompt": {str(i): {} for i in range(MAX_PROMPT_NODES + 1)}}).encode(),
@@ -73,6 +73,23 @@ async def test_a_bad_prompt_body_gets_a_structured_400_and_the_server_keeps_work
     ws = await connect(client, "after")
     prompt_id = (await submit(client, sum_prompt(1, 2), client_id="after"))["prompt_id"]
     assert (await events_until_done(ws, prompt_id))[-2]["type"] == "execution_success"
+    await ws.close()
+
+
+@pytest.mark.asyncio
+async def test_a_giant_string_input_fails_as_a_clear_execution_error_and_the_next_prompt_runs(client):
+    # Strings have no length limit of their own (prompts, plugin payloads): the body limit bounds them, and a
+    # node that cannot use one says so. Here: a 400,000-character file name prefix.
+    ws = await connect(client, "giant")
+    prompt = {"1": {"class_type": "TestSaveText", "inputs": {"value": 7, "filename_prefix": "x" * 400_000}}}
+    prompt_id = (await submit(client, prompt, client_id="giant"))["prompt_id"]
+    events = await events_until_done(ws, prompt_id)
+    error = next(e for e in events if e["type"] == "execution_error")["data"]
+    assert error["node_id"] == "1" and error["node_type"] == "TestSaveText"
+    assert "File name too long" in error["exception_message"]
+    assert len(error["exception_message"]) < 2100  # the message quotes the name, cut to a readable length
+    after = (await submit(client, sum_prompt(1, 2), client_id="giant"))["prompt_id"]
+    assert (await events_until_done(ws, after))[-2]["type"] == "execution_success"
     await ws.close()
 
 
