@@ -9,8 +9,10 @@ from dataclasses import replace
 import pytest
 import torch
 from lora_bench import CHECKPOINT_A, CHECKPOINT_B
+from support.diffusers_reference import diffusers_unet, diffusers_vae
+from support.tiny_sd import TEXT_PREFIX, UNET_PREFIX, VAE_PREFIX
 
-from latentloom.runtime.checkpoint import open_checkpoint
+from latentloom.runtime.checkpoint import open_checkpoint, read_state_dict
 from latentloom.runtime.detect import SCHEDULE_BUFFERS
 from latentloom.runtime.devices import DeviceManager
 from latentloom.runtime.loader import load_checkpoint
@@ -103,3 +105,29 @@ def test_saving_a_merge_computes_one_merged_tensor_at_a_time(bench, tmp_path):
                for e in checkpoint_entries(model, clip, vae)]  # fmt: skip
     write_safetensors(tmp_path / "streamed.safetensors", entries, metadata={})
     assert len(alive) == len(patched) and most_alive == 0  # each merged tensor is gone before the next is made
+
+
+def test_the_saved_checkpoint_loads_strictly_in_diffusers(bench):
+    # Other tools read the file by its LDM key names: diffusers' own single-file converters take the saved UNet
+    # and VAE strictly (no missing or unexpected key), and the converted models compute what ours do.
+    model, clip, vae = merged_handles(bench)
+    entry = saved_path(bench.run_result("CheckpointSave", model=model, clip=clip, vae=vae, filename_prefix="others"))
+    state = read_state_dict(bench.folders.output_dir / entry["filename"])
+    unet_state = {k.removeprefix(UNET_PREFIX): v for k, v in state.items() if k.startswith(UNET_PREFIX)}
+    vae_state = {k.removeprefix(VAE_PREFIX): v for k, v in state.items() if k.startswith(VAE_PREFIX)}
+    text_state = {k.removeprefix(TEXT_PREFIX): v for k, v in state.items() if k.startswith(TEXT_PREFIX)}
+    assert len(unet_state) + len(vae_state) + len(text_state) == len(state)
+
+    their_unet = diffusers_unet(model.unet.config, unet_state)
+    latent, context = torch.randn(1, 4, 8, 8), torch.randn(1, 77, model.unet.config.context_dim)
+    with torch.no_grad():
+        expected = model.load()(latent, torch.tensor([500.0]), context)
+        theirs = their_unet(latent, torch.tensor([500.0]), encoder_hidden_states=context).sample
+    torch.testing.assert_close(theirs, expected, rtol=1e-4, atol=1e-4)
+    their_vae = diffusers_vae(vae.vae.config, vae_state)  # a strict load inside
+    image = torch.rand(1, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(their_vae.encode(image).latent_dist.mean, vae.vae.encode(image).mean,
+                                   rtol=1e-4, atol=1e-4)  # fmt: skip
+    # The text encoder keeps the names of a real file (checked above against the loaded file's keys).
+    assert all(key.startswith("text_model.") for key in text_state)
