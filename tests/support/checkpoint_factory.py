@@ -8,6 +8,7 @@ weights are exactly ``tiny_sd.random_unet_state_dict(tiny_sd15_unet_config(), se
 
 ``write_small_sd15_checkpoint``: exactly the keys of shared/sd15_checkpoint_keys.json (every block, 12 text
 layers), with small channel counts: the end-to-end tests run the standard graph on it.
+``write_small_sd15_inpainting_checkpoint`` is the same with SD1.5-inpainting's 9-channel UNet input.
 
 ``write_full_size_sd15_checkpoint``: every key and shape of the json, random weights (fp16 by default, to
 save disk), streamed to disk one tensor at a time so writing it never holds the whole model in RAM.
@@ -37,6 +38,8 @@ from support import tiny_sd
 TINY_TEXT_WIDTH = 64  # the narrowest CLIP text encoder: one 64-wide head
 TINY_TEXT_LAYERS = 2  # two layers, so clip skip 2 (CLIPSetLastLayer -2) has a layer to read
 SD15_TEXT_LAYERS = 12
+UNET_STEM_KEY = "model.diffusion_model.input_blocks.0.0.weight"
+INPAINT_EXTRA_CHANNELS = 5  # the mask (1) and the masked image's latent (4)
 SAFETENSORS_DTYPE_NAMES = {
     torch.float32: "F32",
     torch.float16: "F16",
@@ -179,6 +182,21 @@ def small_sd15_state_dict(*, seed: int = 0) -> dict[str, Tensor]:
 
 def write_small_sd15_checkpoint(path: Path, *, seed: int = 0) -> Path:
     return write_state_dict(path, small_sd15_state_dict(seed=seed))
+
+
+def small_sd15_inpainting_state_dict(*, seed: int = 0) -> dict[str, Tensor]:
+    """small_sd15_state_dict with the UNet's input convolution widened from 4 to 9 channels, as
+    SD1.5-inpainting's is (noisy latent, then the mask and the masked image's latent)."""
+    state = small_sd15_state_dict(seed=seed)
+    stem = state[UNET_STEM_KEY]
+    generator = torch.Generator().manual_seed(seed + 2)
+    extra = torch.randn(stem.shape[0], INPAINT_EXTRA_CHANNELS, *stem.shape[2:], generator=generator) * 0.2
+    state[UNET_STEM_KEY] = torch.cat([stem, extra], dim=1)
+    return state
+
+
+def write_small_sd15_inpainting_checkpoint(path: Path, *, seed: int = 0, fmt: Format = "safetensors") -> Path:
+    return write_state_dict(path, small_sd15_inpainting_state_dict(seed=seed), fmt=fmt)
 
 
 def full_size_sd15_shapes(*, with_schedule_buffers: bool = True, with_position_ids: bool = True) -> dict[str, tuple]:
