@@ -88,7 +88,7 @@ COMFY_WORKFLOWS = {
 
 
 @pytest.mark.parametrize("name", sorted(COMFY_WORKFLOWS))
-def test_comfyui_workflow_files_run_unchanged(name, base_dir, capsys):
+def test_comfyui_format_workflow_files_run_with_only_sizes_and_steps_made_small(name, base_dir, capsys):
     overrides, checkpoints, images = COMFY_WORKFLOWS[name]
     for checkpoint in checkpoints:
         shutil.copyfile(base_dir / "models" / "checkpoints" / TINY_CHECKPOINT, base_dir / "models" / "checkpoints" / checkpoint)
