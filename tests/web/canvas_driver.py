@@ -203,3 +203,71 @@ class CanvasPage:
     def menu_entry(self, text: str) -> Any:
         """The context-menu entry whose text is exactly `text`."""
         return self.page.locator(f".litemenu-entry:text-is('{text}')").last  # a submenu opens last
+
+    # -- what the canvas drew ------------------------------------------------------------------------
+
+    def record_drawing(self) -> dict[str, Any]:
+        """Redraws the canvas once while recording its 2D context: see ``_RECORD_STROKES_AND_FILLS``."""
+        return self.js(_RECORD_STROKES_AND_FILLS)
+
+
+# Redraws the canvas once and records, in graph coordinates:
+# - outlines: every stroke of a rectangle ({colour, lineWidth, rect: [x, y, w, h]}), e.g. a node's outline;
+# - links: each link's id, type and the colours its own Path2D was stroked in;
+# - slots: per node id, per input/output name, the colours of the dots filled at that slot's position.
+_RECORD_STROKES_AND_FILLS = """
+() => {
+  const { model, editor } = window.latentloom;
+  const { canvas } = editor;
+  const ratio = window.devicePixelRatio || 1;
+  const toGraph = (ctx, x, y) => {
+    const p = ctx.getTransform().transformPoint(new DOMPoint(x, y));
+    return Array.from(canvas.ds.convertCanvasToOffset([p.x / ratio, p.y / ratio]));
+  };
+  const shapes = new WeakMap();  // context -> the rectangle or arc the current path was built from
+  const outlines = [], dots = [], pathColours = new Map();
+  const proto = CanvasRenderingContext2D.prototype;
+  const original = {
+    beginPath: proto.beginPath, rect: proto.rect, roundRect: proto.roundRect, arc: proto.arc,
+    stroke: proto.stroke, fill: proto.fill,
+  };
+  const rectangle = (ctx, x, y, w, h) => {
+    const [left, top] = toGraph(ctx, x, y);
+    const [right, bottom] = toGraph(ctx, x + w, y + h);
+    return { kind: "rect", rect: [left, top, right - left, bottom - top] };
+  };
+  proto.beginPath = function () { shapes.delete(this); return original.beginPath.apply(this, arguments); };
+  proto.rect = function (x, y, w, h) { shapes.set(this, rectangle(this, x, y, w, h)); return original.rect.apply(this, arguments); };
+  proto.roundRect = function (x, y, w, h) { shapes.set(this, rectangle(this, x, y, w, h)); return original.roundRect.apply(this, arguments); };
+  proto.arc = function (x, y) { shapes.set(this, { kind: "arc", centre: toGraph(this, x, y) }); return original.arc.apply(this, arguments); };
+  proto.stroke = function (path) {
+    if (path instanceof Path2D) {
+      if (!pathColours.has(path)) pathColours.set(path, []);
+      pathColours.get(path).push(String(this.strokeStyle));
+    } else if (shapes.get(this)?.kind === "rect") {
+      outlines.push({ colour: String(this.strokeStyle), lineWidth: this.lineWidth, rect: shapes.get(this).rect });
+    }
+    return original.stroke.apply(this, arguments);
+  };
+  proto.fill = function () {
+    if (shapes.get(this)?.kind === "arc") dots.push({ colour: String(this.fillStyle), centre: shapes.get(this).centre });
+    return original.fill.apply(this, arguments);
+  };
+  try {
+    canvas.draw(true, true);
+  } finally {
+    Object.assign(proto, original);
+  }
+  const dotColoursAt = (pos) => dots
+    .filter((dot) => Math.hypot(dot.centre[0] - pos[0], dot.centre[1] - pos[1]) < 1.5)
+    .map((dot) => dot.colour);
+  const slots = Object.fromEntries(model.nodes.map((node) => [node.id, {
+    inputs: Object.fromEntries((node.inputs ?? []).map((slot, i) => [slot.name, dotColoursAt(node.getInputPos(i))])),
+    outputs: Object.fromEntries((node.outputs ?? []).map((slot, i) => [slot.name, dotColoursAt(node.getOutputPos(i))])),
+  }]));
+  const links = [...model.graph.links.values()].map((link) => ({
+    id: link.id, type: link.type, colours: pathColours.get(link.path) ?? [],
+  }));
+  return { outlines, links, slots };
+}
+"""
