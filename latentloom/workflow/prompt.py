@@ -29,6 +29,7 @@ from latentloom.workflow.node_types import (
     node_types,
 )
 from latentloom.workflow.sockets import node_sockets
+from latentloom.workflow.widgets import schema_default
 
 ClassNames = Literal["ours", "comfyui"]
 
@@ -131,9 +132,14 @@ def _node_inputs(
                 inputs[name] = prompt_value(resolved.value)
                 continue
             problems.append(ConversionProblem(node.id, node.type, resolved, name))
-        if name not in node.widgets:
-            continue
         schema_input = schema.input(name) if schema is not None else None
+        if name not in node.widgets:
+            # An input the file has no value for (the node type gained it since): its default, as the
+            # canvas shows it when it opens the file.
+            default = schema_default(schema_input) if name not in incoming else None
+            if default is not None and schema_input.accepts_literal:
+                inputs[name] = prompt_value(default)
+            continue
         if schema is not None and (schema_input is None or not schema_input.accepts_literal):
             message = "a stored value for an input this node type does not take; left out"
             problems.append(ConversionProblem(node.id, node.type, message, name))

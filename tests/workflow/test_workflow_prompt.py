@@ -166,3 +166,16 @@ def test_a_loop_of_reroutes_is_reported_not_followed_forever():
     assert prompt == {"3": {"inputs": {}, "class_type": "Sink", "_meta": {"title": "Sink"}}}
     assert "loop" in str(problems[-1])
 
+
+
+def test_an_input_the_file_has_no_value_for_takes_the_schema_default_as_on_the_canvas(schemas):
+    # A node type that gained an input since the file was saved: the canvas shows the default, and the
+    # prompt sends it, so the file runs the same from the command line as from the browser.
+    stored = WorkflowNode(id=1, type="KSampler", widgets={"seed": 3, "steps": 4})
+    prompt, problems = workflow_to_prompt(Workflow(nodes=[stored]), schemas)
+    inputs = prompt["1"]["inputs"]
+    assert inputs["seed"] == 3 and inputs["steps"] == 4
+    ksampler = schemas.get("KSampler")
+    assert inputs["cfg"] == ksampler.input("cfg").default and inputs["denoise"] == ksampler.input("denoise").default
+    assert "model" not in inputs and "positive" not in inputs  # sockets have no default: validation names them
+    assert problems == []
