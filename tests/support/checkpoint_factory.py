@@ -87,19 +87,23 @@ def ema_entries(unet: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return entries
 
 
+def _random_sd15_weights(unet: UNetConfig, vae: VAEConfig, *, text_layers: int, seed: int) -> dict[str, Tensor]:
+    """Random float32 UNet, VAE and TINY_TEXT_WIDTH-wide text encoder weights under their checkpoint keys."""
+    text_shapes = sd15_text_encoder_shapes(width=TINY_TEXT_WIDTH, layers=text_layers)
+    generator = torch.Generator().manual_seed(seed + 1)
+    return {
+        **{tiny_sd.UNET_PREFIX + key: value for key, value in tiny_sd.random_unet_state_dict(unet, seed=seed).items()},
+        **{tiny_sd.VAE_PREFIX + key: value for key, value in tiny_sd.random_vae_state_dict(vae, seed=seed).items()},
+        **{key: random_tensor(key, text_shapes[key], generator=generator) for key in sorted(text_shapes)},
+    }
+
+
 @functools.lru_cache(maxsize=8)
 def _tiny_sd15_weights(seed: int) -> dict[str, Tensor]:
     """The float32 weights of the tiny checkpoint (cached: tests ask for the same seeds many times)."""
-    unet = tiny_sd.random_unet_state_dict(tiny_sd15_unet_config(), seed=seed)
-    vae = tiny_sd.random_vae_state_dict(tiny_sd.tiny_vae_config(), seed=seed)
-    text_shapes = sd15_text_encoder_shapes(width=TINY_TEXT_WIDTH, layers=TINY_TEXT_LAYERS)
-    generator = torch.Generator().manual_seed(seed + 1)
-    text = {key: random_tensor(key, text_shapes[key], generator=generator) for key in sorted(text_shapes)}
-    return {
-        **{tiny_sd.UNET_PREFIX + key: value for key, value in unet.items()},
-        **{tiny_sd.VAE_PREFIX + key: value for key, value in vae.items()},
-        **text,
-    }
+    return _random_sd15_weights(
+        tiny_sd15_unet_config(), tiny_sd.tiny_vae_config(), text_layers=TINY_TEXT_LAYERS, seed=seed
+    )
 
 
 def tiny_sd15_state_dict(
@@ -168,16 +172,10 @@ def small_sd15_vae_config() -> VAEConfig:
 
 def small_sd15_state_dict(*, seed: int = 0) -> dict[str, Tensor]:
     """Every key of a real SD1.5 file (schedule buffers and position_ids included), small random weights."""
-    unet = tiny_sd.random_unet_state_dict(small_sd15_unet_config(), seed=seed)
-    vae = tiny_sd.random_vae_state_dict(small_sd15_vae_config(), seed=seed)
-    text_shapes = sd15_text_encoder_shapes(width=TINY_TEXT_WIDTH, layers=SD15_TEXT_LAYERS)
-    generator = torch.Generator().manual_seed(seed + 1)
-    return {
-        **{tiny_sd.UNET_PREFIX + key: value for key, value in unet.items()},
-        **{tiny_sd.VAE_PREFIX + key: value for key, value in vae.items()},
-        **{key: random_tensor(key, text_shapes[key], generator=generator) for key in sorted(text_shapes)},
-        **schedule_buffers(),
-    }
+    weights = _random_sd15_weights(
+        small_sd15_unet_config(), small_sd15_vae_config(), text_layers=SD15_TEXT_LAYERS, seed=seed
+    )
+    return weights | schedule_buffers()
 
 
 def write_small_sd15_checkpoint(path: Path, *, seed: int = 0) -> Path:
