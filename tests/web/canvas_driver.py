@@ -271,3 +271,17 @@ _RECORD_STROKES_AND_FILLS = """
   return { outlines, links, slots };
 }
 """
+
+
+def image_graph(canvas: CanvasPage, *, steps: int = 2, step_seconds: float = 0.05) -> dict[str, int]:
+    """color -> slow steps -> save, as in a text-to-image graph (loader -> sampler -> save)."""
+    ids = {
+        "color": canvas.add_node("TestSolidColor", (40, 60)),
+        "slow": canvas.add_node("TestSlowSteps", (400, 60)),
+        "save": canvas.add_node("TestSaveImage", (740, 60)),
+    }
+    canvas.connect(ids["color"], 0, ids["slow"], "image")
+    canvas.connect(ids["slow"], 0, ids["save"], "images")
+    canvas.set_widget(ids["slow"], "steps", steps)
+    canvas.set_widget(ids["slow"], "step_seconds", step_seconds)
+    return ids

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from server.composition import compose
+
+from .canvas_driver import CanvasPage
 from .live_server import LiveServer
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -67,3 +70,18 @@ def context(browser: object) -> Iterator[object]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+def canvas(context, live_server: LiveServer) -> Iterator[CanvasPage]:
+    """The canvas page on the module's server with an empty graph; no console errors by the end."""
+    page = CanvasPage(context.new_page(), live_server.url).open()
+    page.clear_graph()
+    yield page
+    assert page.errors == []
+
+
+@pytest.fixture(scope="module")
+def registry(live_server: LiveServer):
+    """The same node types the server has, for latentloom.workflow's own conversions."""
+    return compose(live_server.config, extra_packs=[live_server.pack]).registry

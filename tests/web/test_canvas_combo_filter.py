@@ -3,8 +3,6 @@ one still shown, Escape closes the menu; short menus get no box. The matching ru
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from nodes.sampling import sampler_choices
@@ -14,14 +12,6 @@ from .canvas_driver import CanvasPage
 pytestmark = pytest.mark.browser
 
 SHOWN_ENTRIES = ".litecontextmenu .litemenu-entry:not(.ll-filtered-out)"
-
-
-@pytest.fixture
-def canvas(context, live_server) -> Iterator[CanvasPage]:
-    page = CanvasPage(context.new_page(), live_server.url).open()
-    page.clear_graph()
-    yield page
-    assert page.errors == []
 
 
 def open_combo(canvas: CanvasPage, node_id: int, name: str) -> None:

@@ -11,29 +11,14 @@ import pytest
 
 from latentloom.workflow.model import Link, Workflow, WorkflowNode
 from latentloom.workflow.prompt import workflow_to_prompt
-from server.composition import compose
 
-from .canvas_driver import CanvasPage
+from .canvas_driver import CanvasPage, image_graph
 
 pytestmark = pytest.mark.browser
 
 RUN_TIMEOUT_MS = 60_000
 OUTLINE_PADDING = 6  # run-overlay.js strokeFor: the outline sits this far outside the node
 POSITION_TOLERANCE = 1.5  # graph units; strokes sit on half pixels
-
-
-@pytest.fixture
-def canvas(context, live_server) -> CanvasPage:
-    page = CanvasPage(context.new_page(), live_server.url).open()
-    page.clear_graph()
-    yield page
-    assert page.errors == []
-
-
-@pytest.fixture(scope="module")
-def registry(live_server):
-    """The same node types the server has, for latentloom.workflow's own conversions."""
-    return compose(live_server.config, extra_packs=[live_server.pack]).registry
 
 
 def theme_colour(canvas: CanvasPage, socket_type: str) -> str:
@@ -61,16 +46,8 @@ def output_index(canvas: CanvasPage, node_id: int, name: str) -> int:
 
 def slow_graph(canvas: CanvasPage, *, steps: int, step_seconds: float) -> dict[str, int]:
     """color -> slow steps -> save, its seed fixed so queueing changes nothing in the graph."""
-    ids = {
-        "color": canvas.add_node("TestSolidColor", (40, 60)),
-        "slow": canvas.add_node("TestSlowSteps", (400, 60)),
-        "save": canvas.add_node("TestSaveImage", (740, 60)),
-    }
-    canvas.connect(ids["color"], 0, ids["slow"], "image")
-    canvas.connect(ids["slow"], 0, ids["save"], "images")
+    ids = image_graph(canvas, steps=steps, step_seconds=step_seconds)
     canvas.set_widget(ids["color"], "control_after_generate", "fixed")
-    canvas.set_widget(ids["slow"], "steps", steps)
-    canvas.set_widget(ids["slow"], "step_seconds", step_seconds)
     return ids
 
 

@@ -10,14 +10,6 @@ from .canvas_driver import CanvasPage
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def canvas(context, live_server) -> CanvasPage:
-    page = CanvasPage(context.new_page(), live_server.url).open()
-    page.clear_graph()
-    yield page
-    assert page.errors == []
-
-
 def test_node_types_come_from_object_info_with_their_widgets(canvas, artifacts):
     node = canvas.add_node("TestSolidColor", (60, 60))
     canvas.add_node("TestSlowSteps", (420, 60))

@@ -10,25 +10,10 @@ import pytest
 
 from latentloom.workflow.model import Workflow
 from latentloom.workflow.prompt import workflow_to_prompt
-from server.composition import compose
 
 from .canvas_driver import CanvasPage
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def canvas(context, live_server) -> CanvasPage:
-    page = CanvasPage(context.new_page(), live_server.url).open()
-    page.clear_graph()
-    yield page
-    assert page.errors == []
-
-
-@pytest.fixture(scope="module")
-def registry(live_server):
-    """The same node types the server has, for latentloom.workflow's own conversions."""
-    return compose(live_server.config, extra_packs=[live_server.pack]).registry
 
 
 def edited_graph(canvas: CanvasPage) -> dict[str, int]:

@@ -9,33 +9,11 @@ import json
 import pytest
 from PIL import Image
 
-from .canvas_driver import CanvasPage
+from .canvas_driver import CanvasPage, image_graph
 
 pytestmark = pytest.mark.browser
 
 RUN_TIMEOUT_MS = 60_000
-
-
-@pytest.fixture
-def canvas(context, live_server) -> CanvasPage:
-    page = CanvasPage(context.new_page(), live_server.url).open()
-    page.clear_graph()
-    yield page
-    assert page.errors == []
-
-
-def image_graph(canvas: CanvasPage, *, steps: int = 2, step_seconds: float = 0.05) -> dict[str, int]:
-    """color -> slow steps -> save, as in a text-to-image graph (loader -> sampler -> save)."""
-    ids = {
-        "color": canvas.add_node("TestSolidColor", (40, 60)),
-        "slow": canvas.add_node("TestSlowSteps", (400, 60)),
-        "save": canvas.add_node("TestSaveImage", (740, 60)),
-    }
-    canvas.connect(ids["color"], 0, ids["slow"], "image")
-    canvas.connect(ids["slow"], 0, ids["save"], "images")
-    canvas.set_widget(ids["slow"], "steps", steps)
-    canvas.set_widget(ids["slow"], "step_seconds", step_seconds)
-    return ids
 
 
 def wait_for_image_in(canvas: CanvasPage, node_id: int) -> dict[str, int]:
