@@ -6,6 +6,7 @@ of the executing node. What the canvas drew is read by recording its 2D context 
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -52,12 +53,13 @@ def slow_graph(canvas: CanvasPage, *, steps: int, step_seconds: float) -> dict[s
 
 
 def wait_for_history(canvas: CanvasPage, prompt_id: str) -> dict:
-    """The history entry of a prompt once it has finished."""
-    canvas.wait_for(
-        f"fetch('/api/history/{prompt_id}').then((r) => r.json()).then((h) => Boolean(h['{prompt_id}']))",
-        timeout_ms=RUN_TIMEOUT_MS,
-    )
-    return canvas.js(f"async () => (await (await fetch('/api/history/{prompt_id}')).json())['{prompt_id}']")
+    """The history entry of a prompt once it has finished (polled: wait_for's predicate cannot await)."""
+    fetch_entry = f"async () => (await (await fetch('/api/history/{prompt_id}')).json())['{prompt_id}'] ?? null"
+    deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
+    while (entry := canvas.js(fetch_entry)) is None:
+        assert time.monotonic() < deadline, f"prompt {prompt_id} never reached the history"
+        canvas.page.wait_for_timeout(100)
+    return entry
 
 
 def outlines_around(drawn: dict, node: dict, *, colour: str) -> list[dict]:
